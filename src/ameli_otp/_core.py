@@ -1,0 +1,174 @@
+"""What the sync and async faces share: validation, hashing and the clock.
+
+A public call is: prepare (here, pure but for the clock and the random
+source) -> one store primitive -> turn the outcome into a result (in
+``_rules``). The faces in ``_facade.py`` and ``_async_facade.py`` only add the
+store call, with or without ``await``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+import time
+from collections.abc import Callable
+
+from . import _rules as rules
+from ._keys import Keyring
+from ._policy import Policy, duration_ms, positive_int
+
+__all__ = ["Clock", "CodesCore", "LimiterCore"]
+
+Clock = Callable[[], float]
+
+
+def system_clock() -> float:
+    """``time.time()``, looked up at each call so that freezegun can replace it."""
+    return time.time()
+
+
+def _check_clock(clock: object) -> Clock:
+    if clock is None:
+        return system_clock
+    if not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, not {type(clock).__name__}")
+    return clock  # type: ignore[return-value]  # callable() cannot narrow to Callable[[], float]
+
+
+def check_backend(backend: object, *, want_async: bool) -> None:
+    """Refuse a store of the wrong face (its calls would return coroutines, or block)."""
+    issue = getattr(backend, "issue_code", None)
+    if not callable(issue):
+        raise TypeError(f"backend must be an ameli_otp store, not {type(backend).__name__}")
+    is_async = inspect.iscoroutinefunction(issue)
+    if is_async != want_async:
+        face = "Async" if is_async else ""
+        raise TypeError(
+            f"backend {type(backend).__name__} is an {'async' if is_async else 'sync'} store: "
+            f"use it with {face}SecurityCodes and {face}SlidingWindowLimiter"
+        )
+
+
+class CodesCore:
+    """The part of ``SecurityCodes`` that is the same for both faces."""
+
+    __slots__ = ("_clock", "keys", "length", "limits", "policy")
+
+    def __init__(self, secret: object, policy: object, clock: object) -> None:
+        if policy is None:
+            policy = Policy()
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be an ameli_otp.Policy, not {type(policy).__name__}")
+        self.keys = Keyring(secret)
+        self.policy = policy
+        self.limits = policy.limits
+        self.length = policy.code_length
+        self._clock = _check_clock(clock)
+
+    def now(self) -> int:
+        """The clock, read once, in integer milliseconds (R5)."""
+        return rules.clock_ms(self._clock())
+
+    def account(self, account: object) -> str:
+        """The record name of a valid account id (R7, R4.2)."""
+        return self.keys.name(b"account", rules.check_account(account))
+
+    def prepare_request(self, account: object) -> tuple[str, int, str, bytes]:
+        """``(account key, now, new code, its keyed hash)`` for ``request_code`` (R1.1)."""
+        ak = self.account(account)
+        code = str(secrets.randbelow(10**self.length)).zfill(self.length)
+        return ak, self.now(), code, self.keys.code_hash(ak, code)
+
+    def prepare_verify(
+        self, account: object, code: object, remember_device: object, fingerprint: object
+    ) -> tuple[str, int, tuple[bytes, ...], str | None, str | None] | None:
+        """``(account key, now, candidate hashes, token, device id)``, None if malformed.
+
+        Raises on bad arguments before anything is read or written (R3.1, R7).
+        """
+        ak = self.account(account)
+        if not isinstance(remember_device, bool):
+            raise TypeError(
+                f"remember_device must be a bool, not {type(remember_device).__name__}"
+            )
+        if remember_device:
+            if fingerprint is None:
+                raise ValueError("remember_device=True needs the browser's fingerprint")
+            rules.check_fingerprint(fingerprint)
+        elif fingerprint is not None:
+            rules.check_fingerprint(fingerprint)
+        digits = rules.normalize_code(code, self.length)
+        if digits is None:
+            return None
+        now = self.now()
+        token = device = None
+        if remember_device:
+            assert isinstance(fingerprint, str)  # noqa: S101 - checked above, for mypy
+            token, device = self.keys.new_device_token(ak, fingerprint, now)
+        return ak, now, self.keys.code_candidates(ak, digits), token, device
+
+    def prepare_trust(
+        self, account: object, token: object, fingerprint: object
+    ) -> tuple[str, int, str] | None:
+        """``(account key, now, device id)`` for a well-signed, unexpired token, else None.
+
+        A token that is forged, garbage, not a str, for another account or fingerprint,
+        or expired is rejected here, before any store access (R3.2, R4.3).
+        """
+        ak = self.account(account)
+        fp = rules.check_fingerprint(fingerprint)
+        checked = self.keys.check_device_token(ak, token, fp)
+        if checked is None:
+            return None
+        device, granted = checked
+        now = self.now()
+        if now >= granted + self.limits.device_trust_ttl:
+            return None
+        return ak, now, device
+
+    def prepare_forget(self, account: object, token: object) -> tuple[str, str] | None:
+        """``(account key, device id)`` of a token, or None if it is not one of ours."""
+        ak = self.account(account)
+        if not isinstance(token, str):
+            raise TypeError(f"token must be a str, not {type(token).__name__}")
+        device = self.keys.device_id_of(ak, token)
+        return None if device is None else (ak, device)
+
+
+class LimiterCore:
+    """The part of ``SlidingWindowLimiter`` that is the same for both faces."""
+
+    __slots__ = ("_clock", "_keys", "_prefix", "limit", "window")
+
+    def __init__(
+        self, limit: object, window: object, clock: object, secret: object, namespace: object
+    ) -> None:
+        self.limit = positive_int("limit", limit)
+        self.window = duration_ms("window", window)
+        self._clock = _check_clock(clock)
+        self._keys = None if secret is None else Keyring(secret)
+        if not isinstance(namespace, str) or not namespace:
+            raise TypeError("namespace must be a non-empty str")
+        self._prefix = namespace
+
+    def now(self) -> int:
+        """The clock, read once, in integer milliseconds."""
+        return rules.clock_ms(self._clock())
+
+    def key(self, key: object) -> str:
+        """The stored name of a valid key: a keyed hash when the limiter has a secret."""
+        rules.check_account(key, "key")
+        assert isinstance(key, str)  # noqa: S101 - checked above, for mypy
+        if self._keys is None:
+            return f"{self._prefix}:{key}"
+        return self._keys.name(b"limiter:" + self._prefix.encode(), key)
+
+    @staticmethod
+    def entry(entry: object) -> str | None:
+        """A valid entry id to release, or None (nothing to release)."""
+        if entry is None:
+            return None
+        if not isinstance(entry, str):
+            raise TypeError(f"entry must be a str or None, not {type(entry).__name__}")
+        return entry or None
+

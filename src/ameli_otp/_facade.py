@@ -1,0 +1,172 @@
+"""The public faces: ``SecurityCodes`` and ``SlidingWindowLimiter``.
+
+This file is the source of ``_async_facade.py``, which ``tools/gen_async.py``
+writes from it (``def`` -> ``async def``, store calls awaited, ``Store`` ->
+``AsyncStore``, class names prefixed with ``Async``) and CI checks with
+``--check``. Keep each method to: prepare (``_core``), one store call, result
+(``_rules``); never edit the generated file by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from . import _rules as rules
+from ._core import CodesCore, LimiterCore, check_backend
+from ._keys import SecretInput
+from ._policy import Policy
+from ._results import Decision, Issued, Refused, Verified
+from ._store import Store
+
+__all__ = ["SecurityCodes", "SlidingWindowLimiter"]
+
+
+class SecurityCodes:
+    """The security-code rules of RULES.md over one store.
+
+    ``backend`` is a store (``MemoryBackend()``, ``RedisBackend(client)``);
+    ``secret`` is required (bytes or str of at least 32 bytes, or a list to rotate
+    keys, newest first); ``policy`` defaults to ``Policy()``; ``clock`` is a callable
+    returning seconds since the epoch (default: ``time.time()`` read at each call).
+
+    Refusals are results (:class:`Refused`); bad arguments raise ``TypeError`` or
+    ``ValueError`` before anything is stored; a failing store raises ``BackendError``.
+    """
+
+    __slots__ = ("_core", "_store")
+
+    def __init__(
+        self,
+        backend: Store,
+        *,
+        secret: SecretInput,
+        policy: Policy | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        check_backend(backend, want_async=False)
+        self._store = backend
+        self._core = CodesCore(secret, policy, clock)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force."""
+        return self._core.policy
+
+    def request_code(self, account: str) -> Issued | Refused:
+        """Issue a new code for ``account`` (R1), to be emailed.
+
+        Returns :class:`Issued` (``code``, ``expires_at``, ``remaining``) or
+        :class:`Refused` with ``TOO_MANY_CODES`` or ``ACCOUNT_LOCKED`` and ``retry_after``.
+        """
+        core = self._core
+        ak, now, code, code_hash = core.prepare_request(account)
+        outcome = self._store.issue_code(ak, now, core.limits, code_hash)
+        return rules.issue_result(outcome, now, core.limits, code)
+
+    def verify_code(
+        self,
+        account: str,
+        code: str,
+        *,
+        remember_device: bool = False,
+        fingerprint: str | None = None,
+    ) -> Verified | Refused:
+        """Check a typed code (R2); on success, optionally trust this browser (R3).
+
+        Spaces, tabs and ``-`` in ``code`` are ignored. Returns :class:`Verified`
+        (``device_token`` set when ``remember_device=True``) or :class:`Refused`.
+        ``remember_device=True`` without a ``fingerprint`` raises ``ValueError``
+        before anything is read or written.
+        """
+        core = self._core
+        prepared = core.prepare_verify(account, code, remember_device, fingerprint)
+        if prepared is None:
+            return rules.MALFORMED
+        ak, now, candidates, token, device = prepared
+        outcome = self._store.verify_code(ak, now, core.limits, candidates, device)
+        return rules.verify_result(outcome, now, core.limits, token)
+
+    def is_trusted_device(self, account: str, token: str | None, fingerprint: str) -> bool:
+        """True only if ``token`` trusts this browser for ``account`` now (R3.2).
+
+        A missing, forged, expired, revoked or foreign token gives False, never an
+        exception; it never touches the code limiter or the failure count.
+        """
+        prepared = self._core.prepare_trust(account, token, fingerprint)
+        if prepared is None:
+            return False
+        ak, now, device = prepared
+        return self._store.device_trusted(ak, now, self._core.limits.device_trust_ttl, device)
+
+    def forget_device(self, account: str, token: str) -> None:
+        """Revoke ``token`` if it belongs to ``account`` (R3.3); anything else does nothing."""
+        prepared = self._core.prepare_forget(account, token)
+        if prepared is not None:
+            self._store.forget_device(*prepared)
+
+    def forget_all_devices(self, account: str) -> None:
+        """Revoke every trusted browser of ``account`` (R3.3)."""
+        self._store.forget_all_devices(self._core.account(account))
+
+    def unlock(self, account: str) -> None:
+        """Lift a lock and clear the failure count (R2.7): for the support desk."""
+        self._store.unlock(self._core.account(account))
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` hits per key in any sliding ``window`` (R1.2 to R1.4).
+
+    ``secret`` (optional): keys are stored as keyed hashes (R4.2). ``namespace``
+    keeps limiters that share a store apart (per IP, per phone number...).
+    """
+
+    __slots__ = ("_core", "_store")
+
+    def __init__(
+        self,
+        backend: Store,
+        *,
+        limit: int,
+        window: timedelta,
+        clock: Callable[[], float] | None = None,
+        secret: SecretInput | None = None,
+        namespace: str = "limiter",
+    ) -> None:
+        check_backend(backend, want_async=False)
+        self._store = backend
+        self._core = LimiterCore(limit, window, clock, secret, namespace)
+
+    @property
+    def limit(self) -> int:
+        """Hits allowed per window."""
+        return self._core.limit
+
+    @property
+    def window(self) -> timedelta:
+        """The window's length."""
+        return timedelta(milliseconds=self._core.window)
+
+    def hit(self, key: str) -> Decision:
+        """Count one hit for ``key`` if the window allows it; a refusal adds nothing."""
+        core = self._core
+        name, now = core.key(key), core.now()
+        allowed, value, entry = self._store.window_hit(name, now, core.window, core.limit)
+        return rules.hit_decision(allowed, value, entry, now, core.window, core.limit)
+
+    def peek(self, key: str) -> Decision:
+        """What a hit would be told now, without adding an entry."""
+        core = self._core
+        name, now = core.key(key), core.now()
+        count, oldest = self._store.window_peek(name, now, core.window)
+        return rules.peek_decision(count, oldest, now, core.window, core.limit)
+
+    def release(self, key: str, entry: str | None) -> None:
+        """That entry stops counting (R1.4); unknown or released entries do nothing."""
+        name, entry = self._core.key(key), self._core.entry(entry)
+        if entry is not None:
+            self._store.window_release(name, entry)
+
+    def reset(self, key: str) -> None:
+        """Forget ``key``'s window."""
+        self._store.window_reset(self._core.key(key))

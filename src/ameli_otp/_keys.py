@@ -1,0 +1,171 @@
+"""Keyed hashes and device tokens (RULES R4): what the store sees instead of the data.
+
+Every secret of the list gives three keys, derived with HMAC-SHA256 under
+distinct labels: one names records (only the *last* secret's is used, so that
+rotating changes no record name), one hashes codes, one signs device tokens
+(the *first* secret's makes new ones, all are accepted).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets as _secrets
+from collections.abc import Sequence
+
+__all__ = ["Keyring", "SecretInput"]
+
+SecretInput = bytes | str | Sequence[bytes | str]
+
+MIN_SECRET_BYTES = 32
+_NAME_BYTES = 16  # 128-bit record names: no collision among billions of accounts
+_HASH_BYTES = 16  # 128-bit keyed code hashes
+_TOKEN_VERSION = b"\x01"
+_NONCE_BYTES = 16
+_ACCOUNT_TAG = 8  # only spares a store round trip for forged tokens in forget_device
+_BROWSER_TAG = 16  # what trust rests on: 128 bits
+_HEAD = 1 + 8 + _NONCE_BYTES  # version, grant time (ms, signed big-endian), nonce
+_TOKEN_CHARS = -(-(_HEAD + _ACCOUNT_TAG + _BROWSER_TAG) * 4 // 3)  # unpadded base64url
+_TOKEN_RE = re.compile(rf"[A-Za-z0-9_-]{{{_TOKEN_CHARS}}}")
+
+
+def b64(data: bytes) -> str:
+    """Unpadded URL-safe base64."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _secret_list(secret: object) -> list[bytes]:
+    if isinstance(secret, bytes | str):
+        items: list[object] = [secret]
+    elif isinstance(secret, Sequence):
+        items = list(secret)
+        if not items:
+            raise ValueError("secret must not be an empty sequence")
+    else:
+        raise TypeError(
+            f"secret must be bytes, str or a sequence of them, not {type(secret).__name__}"
+        )
+    keys = []
+    for i, item in enumerate(items):
+        where = "secret" if len(items) == 1 and item is secret else f"secret[{i}]"
+        if isinstance(item, str):
+            item = _utf8(item)
+        if not isinstance(item, bytes):
+            raise TypeError(f"{where} must be bytes or str, not {type(item).__name__}")
+        if len(item) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"{where} must be at least {MIN_SECRET_BYTES} bytes, got {len(item)}: "
+                "use secrets.token_bytes(32)"
+            )
+        keys.append(item)
+    return keys
+
+
+def _derive(secret: bytes, label: bytes) -> bytes:
+    return hmac.digest(secret, b"ameli-otp/v1/" + label, "sha256")
+
+
+class Keyring:
+    """The derived keys of a secret or a list of secrets (newest first)."""
+
+    __slots__ = ("_code_keys", "_device_keys", "_name_key")
+
+    def __init__(self, secret: object) -> None:
+        keys = _secret_list(secret)
+        self._name_key = _derive(keys[-1], b"name")
+        self._code_keys = tuple(_derive(k, b"code") for k in keys)
+        self._device_keys = tuple(_derive(k, b"device") for k in keys)
+
+    def name(self, label: bytes, value: str) -> str:
+        """The record name of ``value`` under ``label``: 22 URL-safe characters, a keyed hash."""
+        mac = hmac.digest(self._name_key, label + b"\x00" + _utf8(value), "sha256")
+        return b64(mac[:_NAME_BYTES])
+
+    # -- codes ------------------------------------------------------------------------------
+    def code_hash(self, account_key: str, code: str) -> bytes:
+        """The keyed hash stored for a new code (first secret)."""
+        return self._code_mac(self._code_keys[0], account_key, code)
+
+    def code_candidates(self, account_key: str, code: str) -> tuple[bytes, ...]:
+        """The hashes ``code`` would have under every secret (R4.1)."""
+        return tuple(self._code_mac(k, account_key, code) for k in self._code_keys)
+
+    @staticmethod
+    def _code_mac(key: bytes, account_key: str, code: str) -> bytes:
+        msg = account_key.encode("ascii") + b"\x00" + code.encode("ascii")
+        return hmac.digest(key, msg, "sha256")[:_HASH_BYTES]
+
+    # -- device tokens (R3, R4.3) -------------------------------------------------------------
+    # token = base64url(version | granted at (ms, 8 bytes) | nonce | account tag | browser tag)
+    # The account tag (HMAC over account key and header) lets forget_device reject a forged
+    # token without the fingerprint; the browser tag (HMAC over account key, header and
+    # fingerprint) is what trust checks. The store keeps only the nonce, as the device id.
+
+    def new_device_token(self, account_key: str, fingerprint: str, now: int) -> tuple[str, str]:
+        """A fresh token granted at ``now`` for this account and fingerprint.
+
+        Returns ``(token, device id)``; the store keeps only the device id (the nonce).
+        """
+        nonce = _secrets.token_bytes(_NONCE_BYTES)
+        head = _TOKEN_VERSION + now.to_bytes(8, "big", signed=True) + nonce
+        key = self._device_keys[0]
+        tags = _account_tag(key, account_key, head) + _browser_tag(
+            key, account_key, head, fingerprint
+        )
+        return b64(head + tags), b64(nonce)
+
+    def check_device_token(
+        self, account_key: str, token: object, fingerprint: str
+    ) -> tuple[str, int] | None:
+        """``(device id, granted at)`` if ``token`` was signed for this account and fingerprint.
+
+        Anything else (not a ``str``, garbage, altered, truncated, another account or
+        fingerprint) gives None without raising and without any store access.
+        """
+        data = _token_bytes(token)
+        if data is None:
+            return None
+        head, tag = data[:_HEAD], data[_HEAD + _ACCOUNT_TAG :]
+        good = False
+        for key in self._device_keys:
+            good |= hmac.compare_digest(tag, _browser_tag(key, account_key, head, fingerprint))
+        if not good:
+            return None
+        return b64(head[9:]), int.from_bytes(head[1:9], "big", signed=True)
+
+    def device_id_of(self, account_key: str, token: object) -> str | None:
+        """The device id of a token signed for this account (any browser), else None."""
+        data = _token_bytes(token)
+        if data is None:
+            return None
+        head, tag = data[:_HEAD], data[_HEAD : _HEAD + _ACCOUNT_TAG]
+        good = False
+        for key in self._device_keys:
+            good |= hmac.compare_digest(tag, _account_tag(key, account_key, head))
+        return b64(head[9:]) if good else None
+
+
+def _token_bytes(token: object) -> bytes | None:
+    """The bytes of a well-formed token of this version, or None; never raises."""
+    if not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+        return None
+    data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    if b64(data) != token or data[:1] != _TOKEN_VERSION:  # non-canonical or unknown version
+        return None
+    return data
+
+
+def _account_tag(key: bytes, account_key: str, head: bytes) -> bytes:
+    msg = b"device-account\x00" + account_key.encode("ascii") + head
+    return hmac.digest(key, msg, "sha256")[:_ACCOUNT_TAG]
+
+
+def _browser_tag(key: bytes, account_key: str, head: bytes, fingerprint: str) -> bytes:
+    # account_key and head have fixed lengths, so the fingerprint last is unambiguous
+    msg = b"device-browser\x00" + account_key.encode("ascii") + head + _utf8(fingerprint)
+    return hmac.digest(key, msg, "sha256")[:_BROWSER_TAG]

@@ -1,0 +1,234 @@
+"""The in-memory store: one process, thread-safe, bounded by its live records.
+
+Every primitive applies a transition of :mod:`ameli_otp._rules` under one
+short lock. There is no sweeper thread: each record knows until when a rule
+may need it (``until``, only ever pushed later), a heap orders the records by
+that time, and every write reclaims a few records whose time has passed, more
+than it can create. A store built with ``max_records`` refuses new records
+(:class:`~ameli_otp.StoreFullError`) when it is full of live ones: evicting
+one would silently reset someone's limit.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from typing import Any
+
+from . import _rules as rules
+from ._errors import StoreFullError
+from ._policy import Limits, positive_int
+
+__all__ = ["MemoryBackend"]
+
+_RECLAIM_PER_WRITE = 8  # > the one record a write can create: memory follows live records
+
+
+class _Record:
+    __slots__ = ("data", "until")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.until = 0  # a rule may need this record while now < until
+
+
+class MemoryBackend:
+    """A thread-safe store in this process's memory (RULES R6.1 by one lock per operation).
+
+    ``max_records``: optional bound on the records held (accounts plus limiter keys);
+    when it is reached and no record has expired, new records raise
+    :class:`~ameli_otp.StoreFullError` (a ``BackendError``) instead of evicting live ones.
+    """
+
+    def __init__(self, *, max_records: int | None = None) -> None:
+        if max_records is not None:
+            positive_int("max_records", max_records)
+        self._max = max_records
+        self._lock = threading.Lock()
+        self._accounts: dict[str, _Record] = {}
+        self._windows: dict[str, _Record] = {}
+        self._heap: list[tuple[int, int, dict[str, _Record], str, _Record]] = []
+        self._seq = itertools.count(1)
+        self._now = 0  # the latest time a write was made at, for reclaim()
+
+    def __len__(self) -> int:
+        """The number of records held (accounts and limiter keys), live or not yet reclaimed."""
+        return len(self._accounts) + len(self._windows)
+
+    def reclaim(self) -> int:
+        """Reclaim now every record no rule needs any more; return how many were dropped.
+
+        Writes already do this a few records at a time; this is for tests and for an
+        idle process that wants its memory back at once.
+        """
+        with self._lock:
+            before = len(self)
+            self._reclaim(self._now, None)
+            return before - len(self)
+
+    # -- internals (called with the lock held) ---------------------------------------------
+    def _create(self, table: dict[str, _Record], key: str, data: Any, now: int) -> _Record:
+        if self._max is not None and len(self) >= self._max:
+            self._reclaim(now, None)
+            if len(self) >= self._max:
+                raise StoreFullError(
+                    f"MemoryBackend is full: {self._max} live records (max_records)"
+                )
+        rec = table[key] = _Record(data)
+        return rec
+
+    def _keep(self, table: dict[str, _Record], key: str, rec: _Record, until: int) -> None:
+        """Record that a rule needs ``rec`` until ``until``."""
+        if until > rec.until:
+            if rec.until == 0:
+                heapq.heappush(self._heap, (until, next(self._seq), table, key, rec))
+            rec.until = until
+
+    def _reclaim(self, now: int, budget: int | None) -> None:
+        if now > self._now:
+            self._now = now
+        heap = self._heap
+        while heap and heap[0][0] <= now and budget != 0:
+            _, _, table, key, rec = heapq.heappop(heap)
+            if budget is not None:
+                budget -= 1
+            if table.get(key) is not rec:
+                continue  # reset or replaced since
+            if rec.until <= now:
+                del table[key]
+            else:
+                heapq.heappush(heap, (rec.until, next(self._seq), table, key, rec))
+
+    def _account(self, account: str, now: int) -> _Record:
+        rec = self._accounts.get(account)
+        if rec is None:
+            rec = self._create(self._accounts, account, rules.Account(), now)
+        return rec
+
+    # -- the limiter's window ----------------------------------------------------------------
+    def window_hit(
+        self, key: str, now: int, window: int, limit: int
+    ) -> tuple[bool, int, str | None]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._windows.get(key)
+            if rec is None:
+                rec = self._create(self._windows, key, [], now)
+            seq = next(self._seq)
+            allowed, value = rules.window_hit(rec.data, now, window, limit, seq)
+            if allowed:
+                self._keep(self._windows, key, rec, now + window)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+        return allowed, value, (f"{now}.{seq}" if allowed else None)
+
+    def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._windows.get(key)
+            return rules.window_count(rec.data, now, window) if rec else (0, 0)
+
+    def window_release(self, key: str, entry: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        t, dot, seq = entry.partition(".")
+        try:
+            parsed = (int(t), int(seq))
+        except ValueError:
+            return  # not an entry of this store: nothing to release
+        if not dot:
+            return
+        with self._lock:
+            rec = self._windows.get(key)
+            if rec is not None:
+                rules.window_release(rec.data, parsed)
+
+    def window_reset(self, key: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            self._windows.pop(key, None)
+
+    # -- accounts ----------------------------------------------------------------------------
+    def issue_code(
+        self, account: str, now: int, limits: Limits, code_hash: bytes
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._account(account, now)
+            outcome = rules.issue(rec.data, now, limits, code_hash, next(self._seq))
+            if outcome[0] == rules.ISSUED:
+                self._keep(self._accounts, account, rec, now + limits.code_window)
+            elif rec.until == 0:  # refused on a record made for this call: keep nothing
+                del self._accounts[account]
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+            return outcome
+
+    def verify_code(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            if rec is None:
+                return rules.NO_CODE, 0
+            outcome = rules.verify(rec.data, now, limits, candidates, device)
+            kind = outcome[0]
+            if kind == rules.VERIFIED and device is not None:
+                self._keep(self._accounts, account, rec, now + limits.device_trust_ttl)
+            elif kind == rules.LOCKED_NOW:
+                self._keep(self._accounts, account, rec, outcome[1])
+            elif kind in (rules.WRONG_CODE, rules.TOO_MANY_ATTEMPTS):
+                self._keep(self._accounts, account, rec, now + limits.lockout)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+            return outcome
+
+    def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            return rec is not None and rules.device_trusted(rec.data, now, trust_ttl, device)
+
+    def forget_device(self, account: str, device: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            if rec is not None:
+                rec.data.devices.pop(device, None)
+
+    def forget_all_devices(self, account: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            if rec is not None:
+                rec.data.devices.clear()
+
+    def unlock(self, account: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            if rec is not None:
+                rules.unlock(rec.data)
+
+    def dump(self) -> str:
+        """A text dump of everything held, as an operator (or an attacker) would see it.
+
+        For privacy audits: it must show no account id, code or fingerprint (RULES R4.2).
+        """
+        with self._lock:
+            lines = []
+            for key, rec in self._windows.items():
+                lines.append(f"window {key} until={rec.until} entries={rec.data!r}")
+            for key, rec in self._accounts.items():
+                a: rules.Account = rec.data
+                code = a.code
+                lines.append(
+                    f"account {key} until={rec.until} window={a.window!r} "
+                    f"code={None if code is None else (code.hash.hex(), code.issued, code.failures)}"
+                    f" failures={a.failures} last_failure={a.last_failure} "
+                    f"lock_until={a.lock_until} devices={a.devices!r}"
+                )
+            return "\n".join(lines)

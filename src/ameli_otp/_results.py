@@ -1,0 +1,80 @@
+"""The values ameli_otp returns: small frozen attrs classes, usable with ``match``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+
+import attrs
+
+__all__ = ["Decision", "Issued", "Reason", "Refused", "Verified"]
+
+
+class Reason(str, enum.Enum):
+    """Why a request or a verification was refused."""
+
+    TOO_MANY_CODES = "too_many_codes"
+    NO_CODE = "no_code"
+    EXPIRED = "expired"
+    WRONG_CODE = "wrong_code"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+    MALFORMED_CODE = "malformed_code"
+    ACCOUNT_LOCKED = "account_locked"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Issued:
+    """A new code was issued (``request_code`` succeeded).
+
+    ``code`` is the code to email, ``expires_at`` an aware UTC datetime (issue
+    time + ``code_ttl``), ``remaining`` how many more codes the window allows.
+    """
+
+    ok: ClassVar[Literal[True]] = True
+    code: str = attrs.field(repr=False)  # never in logs by accident
+    expires_at: datetime
+    remaining: int
+
+
+@attrs.frozen
+class Verified:
+    """The code was right; the user is logged in.
+
+    ``device_token`` is set when ``remember_device=True`` was asked: store it in
+    a long-lived cookie and pass it to ``is_trusted_device`` on the next visit.
+    """
+
+    ok: ClassVar[Literal[True]] = True
+    device_token: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class Refused:
+    """A refusal, with the reason and what the caller may show.
+
+    ``retry_after`` is set for ``TOO_MANY_CODES`` and ``ACCOUNT_LOCKED``;
+    ``attempts_left`` for ``WRONG_CODE``.
+    """
+
+    ok: ClassVar[Literal[False]] = False
+    reason: Reason
+    retry_after: timedelta | None = None
+    attempts_left: int | None = None
+
+
+@attrs.frozen
+class Decision:
+    """What :class:`~ameli_otp.SlidingWindowLimiter` decided.
+
+    ``entry`` is the id of the entry a successful ``hit`` added, to pass to
+    ``release`` when the thing it counted was used.
+    """
+
+    allowed: bool
+    remaining: int
+    retry_after: timedelta | None = None
+    entry: str | None = None

@@ -1,0 +1,294 @@
+"""The rules of RULES.md, in one pure module.
+
+Rules of this file (after h11's ``_state.py``):
+
+1. Every decision of RULES.md is made here. This module reads no clock,
+   touches no store and imports neither ``time``, ``redis`` nor ``asyncio``:
+   ``now`` (integer milliseconds) is always an argument.
+2. The transitions below work on small plain state objects. The memory store
+   applies them under its lock; the Redis store runs their Lua twins
+   (``lua/*.lua``), which return the very same outcome tuples, and the
+   conformance suite and the model-based state machine hold both to the same
+   results.
+3. Outcomes are tuples of ints (``kind``, ``value``): cheap to build, and what
+   a Lua script can return. ``issue_result``/``verify_result``/``*_decision``
+   turn them into the public results.
+"""
+
+from __future__ import annotations
+
+import hmac
+from bisect import bisect_right, insort
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+
+from ._policy import Limits
+from ._results import Decision, Issued, Reason, Refused, Verified
+
+# -- outcome kinds, shared with the Lua scripts (keep the numbers in sync) ----------------
+# issue_code -> (kind, value)
+ISSUED = 0  # value: entries counting after this one
+TOO_MANY_CODES = 1  # value: issue time of the oldest counting entry
+LOCKED = 2  # value: lock end (also a verify kind)
+# verify_code -> (kind, value)
+VERIFIED = 0  # value: 0
+NO_CODE = 3
+EXPIRED = 4
+WRONG_CODE = 5  # value: the code's failures so far
+TOO_MANY_ATTEMPTS = 6
+LOCKED_NOW = 7  # this guess locked the account; value: lock end
+
+MAX_ACCOUNT_LENGTH = 256
+_CODE_JUNK = str.maketrans("", "", " \t-")
+_t = itemgetter(0)
+
+
+# -- input ---------------------------------------------------------------------------------
+def check_account(account: object, name: str = "account") -> str:
+    """Return ``account`` if it is a non-empty ``str`` of at most 256 characters."""
+    if not isinstance(account, str):
+        raise TypeError(f"{name} must be a str, not {type(account).__name__}")
+    if not account:
+        raise ValueError(f"{name} must not be empty")
+    if len(account) > MAX_ACCOUNT_LENGTH:
+        raise ValueError(
+            f"{name} must be at most {MAX_ACCOUNT_LENGTH} characters, got {len(account)}"
+        )
+    return account
+
+
+def check_fingerprint(fingerprint: object) -> str:
+    """Return ``fingerprint`` if it is a non-empty ``str``."""
+    if not isinstance(fingerprint, str):
+        raise TypeError(f"fingerprint must be a str, not {type(fingerprint).__name__}")
+    if not fingerprint:
+        raise ValueError("fingerprint must not be empty")
+    return fingerprint
+
+
+def normalize_code(code: object, length: int) -> str | None:
+    """R2.1: drop spaces, tabs and ``-``; the rest must be ``length`` ASCII digits.
+
+    Returns the digits, or None for a malformed input. Raises ``TypeError`` if
+    ``code`` is not a ``str``.
+    """
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str, not {type(code).__name__}")
+    digits = code.translate(_CODE_JUNK)
+    if len(digits) == length and digits.isascii() and digits.isdigit():
+        return digits
+    return None
+
+
+def clock_ms(reading: float) -> int:
+    """A clock reading (seconds since the epoch) rounded to the nearest millisecond."""
+    if isinstance(reading, bool) or not isinstance(reading, int | float):
+        raise TypeError(f"clock must return an int or float, not {type(reading).__name__}")
+    if reading != reading or reading in (float("inf"), float("-inf")):
+        raise ValueError(f"clock must return a finite number, got {reading!r}")
+    return round(reading * 1000)
+
+
+# -- the sliding window (R1.2, R1.3, R1.4) -------------------------------------------------
+# A window is a list of (t, seq) sorted by t. An entry made at t counts at every now with
+# now < t + window, i.e. t > now - window: those with t <= now - window are pruned.
+
+
+def window_prune(entries: list[tuple[int, int]], now: int, window: int) -> None:
+    """Forget the entries that no longer count at ``now``."""
+    if entries and entries[0][0] <= now - window:
+        del entries[: bisect_right(entries, now - window, key=_t)]
+
+
+def window_hit(
+    entries: list[tuple[int, int]], now: int, window: int, limit: int, seq: int
+) -> tuple[bool, int]:
+    """Add an entry (t=now) unless ``limit`` entries count.
+
+    Returns ``(True, entries counting after)`` or ``(False, t of the oldest counting)``;
+    a refusal changes nothing but forgetting entries that stopped counting.
+    """
+    window_prune(entries, now, window)
+    if len(entries) >= limit:
+        return False, entries[0][0]
+    if not entries or entries[-1][0] <= now:
+        entries.append((now, seq))
+    else:  # the clock went back: keep the list sorted
+        insort(entries, (now, seq))
+    return True, len(entries)
+
+
+def window_count(entries: list[tuple[int, int]], now: int, window: int) -> tuple[int, int]:
+    """``(entries counting at now, t of the oldest counting or 0)``, without changing anything."""
+    i = bisect_right(entries, now - window, key=_t)
+    n = len(entries) - i
+    return n, (entries[i][0] if n else 0)
+
+
+def window_release(entries: list[tuple[int, int]], entry: tuple[int, int]) -> None:
+    """Remove ``entry`` if it is there (R1.4); an unknown entry does nothing."""
+    i = bisect_right(entries, entry[0], key=_t)
+    while i > 0 and entries[i - 1][0] == entry[0]:
+        i -= 1
+        if entries[i] == entry:
+            del entries[i]
+            return
+
+
+# -- one account (R1, R2, R3) ----------------------------------------------------------------
+class Code:
+    """The active code of an account: keyed hash, issue time, failures, window entry."""
+
+    __slots__ = ("entry", "failures", "hash", "issued")
+
+    def __init__(self, hash: bytes, issued: int, entry: tuple[int, int]) -> None:
+        self.hash = hash
+        self.issued = issued
+        self.failures = 0
+        self.entry = entry
+
+
+class Account:
+    """Everything the rules keep about one account."""
+
+    __slots__ = ("code", "devices", "failures", "last_failure", "lock_until", "window")
+
+    def __init__(self) -> None:
+        self.window: list[tuple[int, int]] = []
+        self.code: Code | None = None
+        self.failures = 0  # consecutive failed verifications (R2.6)
+        self.last_failure = 0
+        self.lock_until = 0  # locked while now < lock_until
+        self.devices: dict[str, int] = {}  # device id -> trust granted at (R3)
+
+
+def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, seq: int) -> tuple[int, int]:
+    """R1 and R2.6 (a locked account gets no code): the transition of ``request_code``."""
+    if now < acct.lock_until:
+        return LOCKED, acct.lock_until
+    allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, seq)
+    if not allowed:
+        return TOO_MANY_CODES, value
+    # R1.6: the new code replaces the previous one, which keeps its entry; failures stay.
+    acct.code = Code(code_hash, now, (now, seq))
+    return ISSUED, value
+
+
+def verify(
+    acct: Account, now: int, lim: Limits, candidates: tuple[bytes, ...], device: str | None
+) -> tuple[int, int]:
+    """R2.2 to R2.6 (R2.1 is the caller's, before any store access): ``verify_code``."""
+    if now < acct.lock_until:
+        return LOCKED, acct.lock_until
+    code = acct.code
+    if code is None or now >= code.issued + lim.code_window:  # R2.3
+        acct.code = None
+        return NO_CODE, 0
+    if now >= code.issued + lim.code_ttl:  # R2.4
+        return EXPIRED, 0
+    if acct.failures and now >= acct.last_failure + lim.lockout:  # R2.6, last bullet
+        acct.failures = 0
+    matched = False
+    for candidate in candidates:  # every one compared: R4.4
+        matched |= hmac.compare_digest(candidate, code.hash)
+    if matched:  # R2.5
+        acct.code = None
+        acct.failures = 0
+        window_release(acct.window, code.entry)
+        if device is not None:
+            add_device(acct, now, lim.device_trust_ttl, device)
+        return VERIFIED, 0
+    code.failures += 1  # R2.6
+    acct.failures += 1
+    acct.last_failure = now
+    if acct.failures >= lim.max_failed_attempts:
+        acct.lock_until = now + lim.lockout
+        acct.failures = 0  # when the lock ends, the count starts again from zero
+        acct.code = None
+        return LOCKED_NOW, acct.lock_until
+    if code.failures >= lim.max_attempts_per_code:
+        acct.code = None
+        return TOO_MANY_ATTEMPTS, 0
+    return WRONG_CODE, code.failures
+
+
+def add_device(acct: Account, now: int, trust_ttl: int, device: str) -> None:
+    """R3.1: trust ``device`` from ``now`` (expired trusts are forgotten on the way)."""
+    devices = acct.devices
+    for d in [d for d, t in devices.items() if now >= t + trust_ttl]:
+        del devices[d]
+    devices[device] = now
+
+
+def device_trusted(acct: Account, now: int, trust_ttl: int, device: str) -> bool:
+    """R3.2/R3.4: granted and not revoked, and now < granted + trust (never extended)."""
+    granted = acct.devices.get(device)
+    return granted is not None and now < granted + trust_ttl
+
+
+def unlock(acct: Account) -> None:
+    """R2.7: lift the lock and clear the failure count."""
+    acct.lock_until = 0
+    acct.failures = 0
+
+
+# -- outcomes to results ---------------------------------------------------------------------
+def _td(ms: int) -> timedelta:
+    return timedelta(milliseconds=ms)
+
+
+def issue_result(outcome: tuple[int, int], now: int, lim: Limits, code: str) -> Issued | Refused:
+    """The public result of ``request_code`` for an outcome of :func:`issue`."""
+    kind, value = outcome
+    if kind == ISSUED:
+        return Issued(
+            code=code,
+            expires_at=datetime.fromtimestamp((now + lim.code_ttl) / 1000, tz=UTC),
+            remaining=lim.max_unused_codes - value,
+        )
+    if kind == TOO_MANY_CODES:  # R1.3
+        return Refused(Reason.TOO_MANY_CODES, retry_after=_td(value + lim.code_window - now))
+    if kind == LOCKED:
+        return Refused(Reason.ACCOUNT_LOCKED, retry_after=_td(value - now))
+    raise ValueError(f"unknown issue outcome {outcome!r}")
+
+
+_REFUSED = {
+    NO_CODE: Refused(Reason.NO_CODE),
+    EXPIRED: Refused(Reason.EXPIRED),
+    TOO_MANY_ATTEMPTS: Refused(Reason.TOO_MANY_ATTEMPTS),
+}
+MALFORMED = Refused(Reason.MALFORMED_CODE)
+
+
+def verify_result(
+    outcome: tuple[int, int], now: int, lim: Limits, token: str | None
+) -> Verified | Refused:
+    """The public result of ``verify_code`` for an outcome of :func:`verify`."""
+    kind, value = outcome
+    if kind == VERIFIED:
+        return Verified(device_token=token)
+    refused = _REFUSED.get(kind)
+    if refused is not None:
+        return refused
+    if kind == WRONG_CODE:
+        return Refused(Reason.WRONG_CODE, attempts_left=lim.max_attempts_per_code - value)
+    if kind == LOCKED or kind == LOCKED_NOW:
+        return Refused(Reason.ACCOUNT_LOCKED, retry_after=_td(value - now))
+    raise ValueError(f"unknown verify outcome {outcome!r}")
+
+
+def hit_decision(
+    allowed: bool, value: int, entry: str | None, now: int, window: int, limit: int
+) -> Decision:
+    """The :class:`Decision` of a ``hit`` for an outcome of :func:`window_hit`."""
+    if allowed:
+        return Decision(True, limit - value, None, entry)
+    return Decision(False, 0, _td(value + window - now), None)
+
+
+def peek_decision(count: int, oldest: int, now: int, window: int, limit: int) -> Decision:
+    """The :class:`Decision` of a ``peek`` for an outcome of :func:`window_count`."""
+    if count < limit:
+        return Decision(True, limit - count, None, None)
+    return Decision(False, 0, _td(oldest + window - now), None)
