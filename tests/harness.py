@@ -53,6 +53,15 @@ class Harness:
             namespace=namespace,
         )
 
+    def fresh(self) -> Harness:
+        """Another harness of the same kind and clock on a new, empty store (or namespace).
+
+        For hypothesis, which needs a clean store per example.
+        """
+        if isinstance(self.backend, MemoryBackend):
+            return Harness(self.kind, self.clock, MemoryBackend())
+        raise NotImplementedError(self.kind)  # pragma: no cover - each kind has its own
+
     def dump(self) -> bytes:
         """Every key and value the store holds, as bytes (for privacy tests)."""
         if isinstance(self.backend, MemoryBackend):
