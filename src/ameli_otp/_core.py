@@ -32,7 +32,7 @@ def _check_clock(clock: object) -> Clock:
         return system_clock
     if not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, not {type(clock).__name__}")
-    return clock  # type: ignore[return-value]  # callable() cannot narrow to Callable[[], float]
+    return clock
 
 
 def check_backend(backend: object, *, want_async: bool) -> None:
@@ -88,9 +88,7 @@ class CodesCore:
         """
         ak = self.account(account)
         if not isinstance(remember_device, bool):
-            raise TypeError(
-                f"remember_device must be a bool, not {type(remember_device).__name__}"
-            )
+            raise TypeError(f"remember_device must be a bool, not {type(remember_device).__name__}")
         if remember_device:
             if fingerprint is None:
                 raise ValueError("remember_device=True needs the browser's fingerprint")
@@ -171,4 +169,3 @@ class LimiterCore:
         if not isinstance(entry, str):
             raise TypeError(f"entry must be a str or None, not {type(entry).__name__}")
         return entry or None
-

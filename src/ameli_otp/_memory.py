@@ -20,7 +20,7 @@ from . import _rules as rules
 from ._errors import StoreFullError
 from ._policy import Limits, positive_int
 
-__all__ = ["MemoryBackend"]
+__all__ = ["AsyncMemoryBackend", "MemoryBackend"]
 
 _RECLAIM_PER_WRITE = 8  # > the one record a write can create: memory follows live records
 
@@ -225,10 +225,78 @@ class MemoryBackend:
             for key, rec in self._accounts.items():
                 a: rules.Account = rec.data
                 code = a.code
+                shown = None if code is None else (code.hash.hex(), code.issued, code.failures)
                 lines.append(
-                    f"account {key} until={rec.until} window={a.window!r} "
-                    f"code={None if code is None else (code.hash.hex(), code.issued, code.failures)}"
+                    f"account {key} until={rec.until} window={a.window!r} code={shown}"
                     f" failures={a.failures} last_failure={a.last_failure} "
                     f"lock_until={a.lock_until} devices={a.devices!r}"
                 )
             return "\n".join(lines)
+
+
+class AsyncMemoryBackend:
+    """The memory store for the async face (``AsyncSecurityCodes``).
+
+    Each primitive runs to its end under the store's short lock without yielding to
+    the event loop, so a task cancelled around it sees it either whole or not at all.
+    ``sync`` is the underlying :class:`MemoryBackend` (for ``len``, ``reclaim``, ``dump``).
+    """
+
+    __slots__ = ("sync",)
+
+    def __init__(self, *, max_records: int | None = None) -> None:
+        self.sync = MemoryBackend(max_records=max_records)
+
+    def __len__(self) -> int:
+        return len(self.sync)
+
+    async def window_hit(
+        self, key: str, now: int, window: int, limit: int
+    ) -> tuple[bool, int, str | None]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.window_hit(key, now, window, limit)
+
+    async def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.window_peek(key, now, window)
+
+    async def window_release(self, key: str, entry: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.window_release(key, entry)
+
+    async def window_reset(self, key: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.window_reset(key)
+
+    async def issue_code(
+        self, account: str, now: int, limits: Limits, code_hash: bytes
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.issue_code(account, now, limits, code_hash)
+
+    async def verify_code(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.verify_code(account, now, limits, candidates, device)
+
+    async def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.device_trusted(account, now, trust_ttl, device)
+
+    async def forget_device(self, account: str, device: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.forget_device(account, device)
+
+    async def forget_all_devices(self, account: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.forget_all_devices(account)
+
+    async def unlock(self, account: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.unlock(account)

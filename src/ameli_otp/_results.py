@@ -11,8 +11,8 @@ import attrs
 __all__ = ["Decision", "Issued", "Reason", "Refused", "Verified"]
 
 
-class Reason(str, enum.Enum):
-    """Why a request or a verification was refused."""
+class Reason(enum.StrEnum):
+    """Why a request or a verification was refused (a ``str``: ``Reason.EXPIRED == "expired"``)."""
 
     TOO_MANY_CODES = "too_many_codes"
     NO_CODE = "no_code"
@@ -21,9 +21,6 @@ class Reason(str, enum.Enum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     MALFORMED_CODE = "malformed_code"
     ACCOUNT_LOCKED = "account_locked"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen

@@ -273,7 +273,7 @@ def verify_result(
         return refused
     if kind == WRONG_CODE:
         return Refused(Reason.WRONG_CODE, attempts_left=lim.max_attempts_per_code - value)
-    if kind == LOCKED or kind == LOCKED_NOW:
+    if kind in (LOCKED, LOCKED_NOW):
         return Refused(Reason.ACCOUNT_LOCKED, retry_after=_td(value - now))
     raise ValueError(f"unknown verify outcome {outcome!r}")
 

@@ -67,4 +67,3 @@ class FakeClock:
         ms = self._to_ms(when)
         with self._lock:
             self._ms = ms
-

@@ -1,0 +1,30 @@
+-- _lib.lua: helpers prepended to every ameli_otp script (not a script on its own).
+--
+-- The Lua twins of ameli_otp/_rules.py: the decisions made here must stay those of
+-- _rules.py (the same outcome tuples), and tests/test_model.py holds both to one model.
+-- Times are integer milliseconds from the caller's clock (ARGV); the server's clock is
+-- never read. PEXPIRE only reclaims memory, always with slack past the last moment a
+-- rule could need a key.
+
+-- A window is a sorted set: member = entry id, score = issue time (ms). An entry made at
+-- t counts at every now with now < t + window.
+local function window_hit(key, now, window, limit, member, slack)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local n = redis.call('ZCARD', key)
+    if n >= limit then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        return 0, tonumber(oldest[2])
+    end
+    redis.call('ZADD', key, now, member)
+    -- the newest entry (maybe from before the clock went back) decides how long to keep
+    local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    redis.call('PEXPIRE', key, last - now + window + slack)
+    return 1, n + 1
+end
+
+-- Keep key for at least ms more milliseconds (never shortens its life).
+local function keep(key, ms)
+    if redis.call('PTTL', key) < ms then
+        redis.call('PEXPIRE', key, ms)
+    end
+end

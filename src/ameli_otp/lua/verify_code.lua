@@ -1,0 +1,81 @@
+-- verify_code.lua: verify_code after the format check (R2.2-R2.6), trusting a device (R3.1).
+-- KEYS[1]  the account's window (sorted set)
+-- KEYS[2]  the account's state (hash, fields as in issue_code.lua)
+-- ARGV[1]  now, ms since the epoch
+-- ARGV[2]  code_window, ms
+-- ARGV[3]  code_ttl, ms
+-- ARGV[4]  max_attempts_per_code
+-- ARGV[5]  max_failed_attempts
+-- ARGV[6]  lockout, ms
+-- ARGV[7]  device_trust_ttl, ms
+-- ARGV[8]  expiry slack, ms
+-- ARGV[9]  device id to trust on success, or '' for none
+-- ARGV[10..] the typed code's keyed hash under every secret
+-- returns  {kind, value}, the outcomes of _rules.verify:
+--          {0, 0} verified   {2, lock end} locked   {3, 0} no code   {4, 0} expired
+--          {5, code failures} wrong code   {6, 0} too many attempts (code burned)
+--          {7, lock end} this guess locked the account (code burned)
+local st = KEYS[2]
+local now = tonumber(ARGV[1])
+local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'e', 'n', 'l')
+local lock = tonumber(s[1] or '0')
+if now < lock then
+    return {2, lock}
+end
+local hash = s[2]
+if not hash then
+    return {3, 0}
+end
+local issued = tonumber(s[3])
+if now >= issued + tonumber(ARGV[2]) then
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    return {3, 0}
+end
+if now >= issued + tonumber(ARGV[3]) then
+    return {4, 0}
+end
+local lockout, slack = tonumber(ARGV[6]), tonumber(ARGV[8])
+local failures = tonumber(s[6] or '0')
+if failures > 0 and now >= tonumber(s[7] or '0') + lockout then
+    failures = 0
+end
+local matched = false
+for i = 10, #ARGV do
+    if ARGV[i] == hash then
+        matched = true
+    end
+end
+if matched then
+    redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l')
+    redis.call('ZREM', KEYS[1], s[5])
+    local device = ARGV[9]
+    if device ~= '' then
+        local trust = tonumber(ARGV[7])
+        local fields = redis.call('HGETALL', st)
+        for i = 1, #fields, 2 do
+            local name = fields[i]
+            if string.sub(name, 1, 2) == 'd:' and now >= tonumber(fields[i + 1]) + trust then
+                redis.call('HDEL', st, name)
+            end
+        end
+        redis.call('HSET', st, 'd:' .. device, now)
+        keep(st, trust + slack)
+    end
+    return {0, 0}
+end
+local code_failures = tonumber(s[4]) + 1
+failures = failures + 1
+if failures >= tonumber(ARGV[5]) then
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
+    keep(st, lockout + slack)
+    return {7, now + lockout}
+end
+keep(st, lockout + slack)
+if code_failures >= tonumber(ARGV[4]) then
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HSET', st, 'n', failures, 'l', now)
+    return {6, 0}
+end
+redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
+return {5, code_failures}
