@@ -147,14 +147,14 @@ class AsyncSlidingWindowLimiter:
     async def hit(self, key: str) -> Decision:
         """Count one hit for ``key`` if the window allows it; a refusal adds nothing."""
         core = self._core
-        name, now = core.key(key), core.now()
+        name, now = core.key_now(key)
         allowed, value, entry = await self._store.window_hit(name, now, core.window, core.limit)
         return rules.hit_decision(allowed, value, entry, now, core.window, core.limit)
 
     async def peek(self, key: str) -> Decision:
         """What a hit would be told now, without adding an entry."""
         core = self._core
-        name, now = core.key(key), core.now()
+        name, now = core.key_now(key)
         count, oldest = await self._store.window_peek(name, now, core.window)
         return rules.peek_decision(count, oldest, now, core.window, core.limit)
 

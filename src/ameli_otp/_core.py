@@ -149,17 +149,18 @@ class LimiterCore:
             raise TypeError("namespace must be a non-empty str")
         self._prefix = namespace
 
-    def now(self) -> int:
-        """The clock, read once, in integer milliseconds."""
-        return rules.clock_ms(self._clock())
-
     def key(self, key: object) -> str:
         """The stored name of a valid key: a keyed hash when the limiter has a secret."""
-        rules.check_account(key, "key")
+        if type(key) is not str or not 0 < len(key) <= rules.MAX_ACCOUNT_LENGTH:
+            rules.check_account(key, "key")  # raises the error that names the argument
         assert isinstance(key, str)  # noqa: S101 - checked above, for mypy
         if self._keys is None:
             return f"{self._prefix}:{key}"
         return self._keys.name(b"limiter:" + self._prefix.encode(), key)
+
+    def key_now(self, key: object) -> tuple[str, int]:
+        """``(stored name, now)``: what every limiter call starts with."""
+        return self.key(key), rules.clock_ms(self._clock())
 
     @staticmethod
     def entry(entry: object) -> str | None:

@@ -150,14 +150,14 @@ class SlidingWindowLimiter:
     def hit(self, key: str) -> Decision:
         """Count one hit for ``key`` if the window allows it; a refusal adds nothing."""
         core = self._core
-        name, now = core.key(key), core.now()
+        name, now = core.key_now(key)
         allowed, value, entry = self._store.window_hit(name, now, core.window, core.limit)
         return rules.hit_decision(allowed, value, entry, now, core.window, core.limit)
 
     def peek(self, key: str) -> Decision:
         """What a hit would be told now, without adding an entry."""
         core = self._core
-        name, now = core.key(key), core.now()
+        name, now = core.key_now(key)
         count, oldest = self._store.window_peek(name, now, core.window)
         return rules.peek_decision(count, oldest, now, core.window, core.limit)
 

@@ -117,10 +117,13 @@ class MemoryBackend:
                 rec = self._create(self._windows, key, [], now)
             seq = next(self._seq)
             allowed, value = rules.window_hit(rec.data, now, window, limit, seq)
-            if allowed:
+            if not allowed:
+                return False, value, None
+            if now + window > rec.until:
                 self._keep(self._windows, key, rec, now + window)
-            self._reclaim(now, _RECLAIM_PER_WRITE)
-        return allowed, value, (f"{now}.{seq}" if allowed else None)
+            if self._heap and self._heap[0][0] <= now:  # skip the call when nothing is due
+                self._reclaim(now, _RECLAIM_PER_WRITE)
+        return True, value, f"{now}.{seq}"
 
     def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
