@@ -96,8 +96,12 @@ class AsyncSecurityCodes:
         ak, now, device = prepared
         return await self._store.device_trusted(ak, now, self._core.limits.device_trust_ttl, device)
 
-    async def forget_device(self, account: str, token: str) -> None:
-        """Revoke ``token`` if it belongs to ``account`` (R3.3); anything else does nothing."""
+    async def forget_device(self, account: str, token: str | None) -> None:
+        """Revoke ``token`` if it belongs to ``account`` (R3.3).
+
+        Anything else (None, garbage, a forged token, another account's) does nothing,
+        without a store round trip.
+        """
         prepared = self._core.prepare_forget(account, token)
         if prepared is not None:
             await self._store.forget_device(*prepared)

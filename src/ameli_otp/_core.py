@@ -125,10 +125,12 @@ class CodesCore:
         return ak, now, device
 
     def prepare_forget(self, account: object, token: object) -> tuple[str, str] | None:
-        """``(account key, device id)`` of a token, or None if it is not one of ours."""
+        """``(account key, device id)`` of a token signed for ``account``, else None.
+
+        Like ``is_trusted_device``, anything that is not such a token (no cookie: None,
+        garbage, forged, another account's) is not an error: there is nothing to revoke.
+        """
         ak = self.account(account)
-        if not isinstance(token, str):
-            raise TypeError(f"token must be a str, not {type(token).__name__}")
         device = self.keys.device_id_of(ak, token)
         return None if device is None else (ak, device)
 
