@@ -19,7 +19,7 @@ __all__ = ["Keyring", "SecretInput"]
 SecretInput = bytes | str | Sequence[bytes | str]
 
 MIN_SECRET_BYTES = 32
-_NAME_BYTES = 16  # 128-bit record names: no collision among billions of accounts
+_NAME_BYTES = 12  # 96-bit record names: collision odds ~1e-11 for a billion accounts
 _HASH_BYTES = 16  # 128-bit keyed code hashes
 _TOKEN_VERSION = b"\x01"
 _NONCE_BYTES = 16
