@@ -44,7 +44,7 @@ def check_backend(backend: object, *, want_async: bool) -> None:
     if is_async != want_async:
         face = "Async" if is_async else ""
         raise TypeError(
-            f"backend {type(backend).__name__} is an {'async' if is_async else 'sync'} store: "
+            f"backend {type(backend).__name__} is {'an async' if is_async else 'a sync'} store: "
             f"use it with {face}SecurityCodes and {face}SlidingWindowLimiter"
         )
 
@@ -147,8 +147,10 @@ class LimiterCore:
         self.window = duration_ms("window", window)
         self._clock = _check_clock(clock)
         self._keys = None if secret is None else Keyring(secret)
-        if not isinstance(namespace, str) or not namespace:
-            raise TypeError("namespace must be a non-empty str")
+        if not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
+        if not namespace or ":" in namespace:
+            raise ValueError(f"namespace must be non-empty and without ':', got {namespace!r}")
         self._prefix = namespace
 
     def key(self, key: object) -> str:
@@ -157,6 +159,11 @@ class LimiterCore:
             rules.check_account(key, "key")  # raises the error that names the argument
         assert isinstance(key, str)  # noqa: S101 - checked above, for mypy
         if self._keys is None:
+            if not key.isascii():  # stored as is: it must be valid UTF-8 for every store
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("key must be valid UTF-8 (no lone surrogates)") from None
             return f"{self._prefix}:{key}"
         return self._keys.name(b"limiter:" + self._prefix.encode(), key)
 

@@ -23,10 +23,11 @@ _NAME_BYTES = 12  # 96-bit record names: collision odds ~1e-11 for a billion acc
 _HASH_BYTES = 16  # 128-bit keyed code hashes
 _TOKEN_VERSION = b"\x01"
 _NONCE_BYTES = 16
-_ACCOUNT_TAG = 8  # only spares a store round trip for forged tokens in forget_device
 _BROWSER_TAG = 16  # what trust rests on: 128 bits
+_ACCOUNT_TAG = 16  # what forget_device checks (it has no fingerprint): 128 bits too
 _HEAD = 1 + 8 + _NONCE_BYTES  # version, grant time (ms, signed big-endian), nonce
-_TOKEN_CHARS = -(-(_HEAD + _ACCOUNT_TAG + _BROWSER_TAG) * 4 // 3)  # unpadded base64url
+_SIGNED = _HEAD + _BROWSER_TAG
+_TOKEN_CHARS = -(-(_SIGNED + _ACCOUNT_TAG) * 4 // 3)  # unpadded base64url
 _TOKEN_RE = re.compile(rf"[A-Za-z0-9_-]{{{_TOKEN_CHARS}}}")
 
 
@@ -82,7 +83,7 @@ class Keyring:
         self._device_keys = tuple(_derive(k, b"device") for k in keys)
 
     def name(self, label: bytes, value: str) -> str:
-        """The record name of ``value`` under ``label``: 22 URL-safe characters, a keyed hash."""
+        """The record name of ``value`` under ``label``: 16 URL-safe characters, a keyed hash."""
         mac = hmac.digest(self._name_key, label + b"\x00" + _utf8(value), "sha256")
         return b64(mac[:_NAME_BYTES])
 
@@ -101,10 +102,11 @@ class Keyring:
         return hmac.digest(key, msg, "sha256")[:_HASH_BYTES]
 
     # -- device tokens (R3, R4.3) -------------------------------------------------------------
-    # token = base64url(version | granted at (ms, 8 bytes) | nonce | account tag | browser tag)
-    # The account tag (HMAC over account key and header) lets forget_device reject a forged
-    # token without the fingerprint; the browser tag (HMAC over account key, header and
-    # fingerprint) is what trust checks. The store keeps only the nonce, as the device id.
+    # token = base64url(version | granted at (ms, 8 bytes) | nonce | browser tag | account tag)
+    # The browser tag (HMAC over account key, header and fingerprint) is what trust rests on.
+    # The account tag (HMAC over account key, header and browser tag) covers every other
+    # byte, so forget_device, which has no fingerprint, still rejects any altered token.
+    # The store keeps only the nonce, as the device id.
 
     def new_device_token(self, account_key: str, fingerprint: str, now: int) -> tuple[str, str]:
         """A fresh token granted at ``now`` for this account and fingerprint.
@@ -114,10 +116,8 @@ class Keyring:
         nonce = _secrets.token_bytes(_NONCE_BYTES)
         head = _TOKEN_VERSION + now.to_bytes(8, "big", signed=True) + nonce
         key = self._device_keys[0]
-        tags = _account_tag(key, account_key, head) + _browser_tag(
-            key, account_key, head, fingerprint
-        )
-        return b64(head + tags), b64(nonce)
+        signed = head + _browser_tag(key, account_key, head, fingerprint)
+        return b64(signed + _account_tag(key, account_key, signed)), b64(nonce)
 
     def check_device_token(
         self, account_key: str, token: object, fingerprint: str
@@ -130,24 +130,27 @@ class Keyring:
         data = _token_bytes(token)
         if data is None:
             return None
-        head, tag = data[:_HEAD], data[_HEAD + _ACCOUNT_TAG :]
+        head, signed = data[:_HEAD], data[:_SIGNED]
+        browser, account = data[_HEAD:_SIGNED], data[_SIGNED:]
         good = False
-        for key in self._device_keys:
-            good |= hmac.compare_digest(tag, _browser_tag(key, account_key, head, fingerprint))
+        for key in self._device_keys:  # both tags, under one key: every byte is covered
+            good |= hmac.compare_digest(
+                browser, _browser_tag(key, account_key, head, fingerprint)
+            ) & hmac.compare_digest(account, _account_tag(key, account_key, signed))
         if not good:
             return None
         return b64(head[9:]), int.from_bytes(head[1:9], "big", signed=True)
 
     def device_id_of(self, account_key: str, token: object) -> str | None:
-        """The device id of a token signed for this account (any browser), else None."""
+        """The device id of an unaltered token signed for this account (any browser)."""
         data = _token_bytes(token)
         if data is None:
             return None
-        head, tag = data[:_HEAD], data[_HEAD : _HEAD + _ACCOUNT_TAG]
+        signed, account = data[:_SIGNED], data[_SIGNED:]
         good = False
         for key in self._device_keys:
-            good |= hmac.compare_digest(tag, _account_tag(key, account_key, head))
-        return b64(head[9:]) if good else None
+            good |= hmac.compare_digest(account, _account_tag(key, account_key, signed))
+        return b64(data[9:_HEAD]) if good else None
 
 
 def _token_bytes(token: object) -> bytes | None:
@@ -160,8 +163,8 @@ def _token_bytes(token: object) -> bytes | None:
     return data
 
 
-def _account_tag(key: bytes, account_key: str, head: bytes) -> bytes:
-    msg = b"device-account\x00" + account_key.encode("ascii") + head
+def _account_tag(key: bytes, account_key: str, signed: bytes) -> bytes:
+    msg = b"device-account\x00" + account_key.encode("ascii") + signed
     return hmac.digest(key, msg, "sha256")[:_ACCOUNT_TAG]
 
 

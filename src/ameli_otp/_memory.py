@@ -133,13 +133,12 @@ class MemoryBackend:
 
     def window_release(self, key: str, entry: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
-        t, dot, seq = entry.partition(".")
-        try:
-            parsed = (int(t), int(seq))
-        except ValueError:
+        t, _, seq = entry.partition(".")
+        if not (t.isascii() and t.isdigit() and seq.isascii() and seq.isdigit()):
             return  # not an entry of this store: nothing to release
-        if not dot:
-            return
+        parsed = (int(t), int(seq))
+        if f"{parsed[0]}.{parsed[1]}" != entry:
+            return  # a lookalike (leading zeros...): ids are compared exactly, as on Redis
         with self._lock:
             rec = self._windows.get(key)
             if rec is not None:

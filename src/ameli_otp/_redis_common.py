@@ -160,3 +160,5 @@ def backend_errors(what: str) -> Iterator[None]:
         yield
     except (RedisError, RedisClusterException, OSError) as exc:
         raise BackendError(f"Redis store failed during {what}: {exc}") from exc
+    except Exception as exc:  # fail closed on the client's own bugs too
+        raise BackendError(f"Redis client failed during {what}: {exc!r}") from exc

@@ -71,11 +71,12 @@ if failures >= tonumber(ARGV[5]) then
     keep(st, lockout + slack)
     return {7, now + lockout}
 end
-keep(st, lockout + slack)
 if code_failures >= tonumber(ARGV[4]) then
     redis.call('HDEL', st, 'h', 't', 'f', 'e')
     redis.call('HSET', st, 'n', failures, 'l', now)
+    keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
     return {6, 0}
 end
 redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
+keep(st, lockout + slack)
 return {5, code_failures}
