@@ -56,15 +56,18 @@ class MemoryBackend:
         """The number of records held (accounts and limiter keys), live or not yet reclaimed."""
         return len(self._accounts) + len(self._windows)
 
-    def reclaim(self) -> int:
-        """Reclaim now every record no rule needs any more; return how many were dropped.
+    def reclaim(self, now: float | None = None) -> int:
+        """Drop every record no rule needs any more; return how many were dropped.
 
-        Writes already do this a few records at a time; this is for tests and for an
-        idle process that wants its memory back at once.
+        ``now`` is a reading of the clock your facades use (seconds since the epoch);
+        the store has no clock of its own, so by default it uses the time of the latest
+        write it saw. Writes already reclaim a few records each; this is for tests and
+        for an idle process that wants its memory back at once: ``reclaim(time.time())``.
         """
+        at = self._now if now is None else rules.clock_ms(now)
         with self._lock:
             before = len(self)
-            self._reclaim(self._now, None)
+            self._reclaim(at, None)
             return before - len(self)
 
     # -- internals (called with the lock held) ---------------------------------------------
