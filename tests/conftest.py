@@ -54,7 +54,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that run on a Redis kind, so ``-m "not redis"`` skips them."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        kind = callspec.params.get("harness") if callspec else None
+        params = callspec.params if callspec else {}
+        kind = params.get("harness", params.get("sync_harness"))
         if isinstance(kind, str) and not kind.startswith("memory"):
             item.add_marker(pytest.mark.redis)
 

@@ -21,7 +21,9 @@ import pytest
 
 from ameli_otp import Issued, Policy, Reason, Refused, SecurityCodes, Verified
 from ameli_otp.testing import FakeClock
-from tests.harness import Harness
+from tests.harness import KINDS, Harness, make_harness
+
+SYNC_KINDS = [k for k in KINDS if not k.endswith("-async")]
 
 T = TypeVar("T")
 
@@ -31,11 +33,11 @@ MS = timedelta(milliseconds=1)
 FP = "fp-firefox-128-linux-1920x1080"
 
 
-@pytest.fixture
-def sync_harness(harness: Harness) -> Harness:
-    if harness.kind.endswith("-async"):
-        pytest.skip("the async face is covered by tests/test_async.py")
-    return harness
+@pytest.fixture(params=SYNC_KINDS)
+def sync_harness(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Harness]:
+    """One sync store kind (threads need a sync face; asyncio is tests/test_async.py)."""
+    with make_harness(request.param, clock, request) as h:
+        yield h
 
 
 @pytest.fixture
