@@ -6,6 +6,7 @@ Case ids are ``store/face/workload/concurrency/subject/op``, e.g.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -151,18 +152,19 @@ def targets(
             "primary": True,
         }
     )
+    conc = []
     for store in ("redis", "cluster"):
         b = bench.get(store) or {}
-        for conc, face, workers in (("threads16", "sync", 16), ("tasks50", "async", 50)):
+        for kind_id, face, workers in (("threads16", "sync", 16), ("tasks50", "async", 50)):
             kind = "threads" if face == "sync" else "asyncio tasks"
             for op in ("hit_allowed", "request_code"):
-                num = key(store, face, "10k", conc, "ours", op)
+                num = key(store, face, "10k", kind_id, "ours", op)
                 a = _rate(cases, num)
                 rb = b.get("ops_per_s") if b.get("measured") else None
                 value = None if a is None or not rb else a / rb
-                out.append(
+                conc.append(
                     {
-                        "id": f"{store}_{conc}_{op}_vs_redis_benchmark",
+                        "id": f"{store}_{kind_id}_{op}_vs_redis_benchmark",
                         "title": f"{store}: {op}, {workers} {kind}, as a fraction of "
                         "redis-benchmark -c 50 EVALSHA",
                         "num": num,
@@ -174,9 +176,11 @@ def targets(
                         "primary": store == "redis",
                     }
                 )
+    out += [c for c in conc if c["primary"]]
     out += _redis_targets(cases, "redis", "async", primary=False)
     out += _redis_targets(cases, "cluster", "sync", primary=False)
     out += _redis_targets(cases, "cluster", "async", primary=False)
+    out += [c for c in conc if not c["primary"]]
     return out
 
 
@@ -271,6 +275,9 @@ WORKLOADS = [
     "client ours uses (on the cluster with the account's key, so it is routed like ours); "
     "`raw_ping` is PING (on the cluster, to the account's node); `floor_deque` is a locked "
     "dict of deques of timestamps, the most pure Python can do.",
+    "- **turns**: the cases of a group run in turns (all once, then all again), after an "
+    "untimed warm-up; before each turn `gc.collect()` then `gc.freeze()`, so that the collector "
+    "still runs for a case's own garbage but no case pays for scanning objects others built.",
     "- **unexpected**: calls of the latency phase whose result was not the workload's (0 means "
     "every timed call took the path it was meant to).",
 ]
@@ -542,9 +549,15 @@ def chart(report: dict[str, Any], path: Path) -> str | None:
     }
     heights = [max(1.2, 0.18 * len(v) + 0.6) for v in panels.values()]
     fig, axes = plt.subplots(
-        len(panels), 1, figsize=(10, sum(heights)), gridspec_kw={"height_ratios": heights}
+        len(panels),
+        1,
+        figsize=(10, sum(heights)),
+        gridspec_kw={"height_ratios": heights, "hspace": 0.6 / max(1, len(panels)) + 0.25},
     )
     axes = axes if len(panels) > 1 else [axes]
+    every = [c["ops_per_s"] for c in rows]
+    lo = 10 ** math.floor(math.log10(min(every)))
+    hi = 10 ** math.ceil(math.log10(max(every) * 3))  # room for the numbers
     for ax, (title, cs) in zip(axes, panels.items(), strict=True):
         labels = [f"{c['face']} {c['subject']} {c['op']}" for c in cs]
         values = [c["ops_per_s"] for c in cs]
@@ -552,6 +565,7 @@ def chart(report: dict[str, Any], path: Path) -> str | None:
         ax.set_yticks(range(len(cs)), labels, fontsize=6)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.set_xlim(lo, hi)  # one scale for every panel: bars compare across panels
         ax.set_title(title, fontsize=8, loc="left")
         ax.tick_params(axis="x", labelsize=6)
         for i, v in enumerate(values):
@@ -560,8 +574,10 @@ def chart(report: dict[str, Any], path: Path) -> str | None:
     fig.suptitle(
         f"ameli_otp benchmarks, {report['meta']['mode']} run, {report['meta']['date']}",
         fontsize=9,
+        y=1 - 0.15 / sum(heights),
     )
-    fig.tight_layout()
+    total = sum(heights)
+    fig.subplots_adjust(left=0.3, right=0.97, top=1 - 0.7 / total, bottom=0.4 / total)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
