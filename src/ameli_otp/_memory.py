@@ -119,14 +119,18 @@ class MemoryBackend:
             if rec is None:
                 rec = self._create(self._windows, key, [], now)
             seq = next(self._seq)
-            allowed, value = rules.window_hit(rec.data, now, window, limit, seq)
+            tag = seq & rules.TAG_MASK
+            allowed, value = rules.window_hit(rec.data, now, window, limit, tag)
             if not allowed:
                 return False, value, None
-            if now + window > rec.until:
-                self._keep(self._windows, key, rec, now + window)
-            if self._heap and self._heap[0][0] <= now:  # skip the call when nothing is due
+            until = now + window
+            if until > rec.until:  # self._keep, inlined: the hot path
+                if rec.until == 0:
+                    heapq.heappush(self._heap, (until, seq, self._windows, key, rec))
+                rec.until = until
+            if self._heap[0][0] <= now:  # skip the call when nothing is due
                 self._reclaim(now, _RECLAIM_PER_WRITE)
-        return True, value, f"{now}.{seq}"
+        return True, value, f"{now}.{tag}"
 
     def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
@@ -136,16 +140,17 @@ class MemoryBackend:
 
     def window_release(self, key: str, entry: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
-        t, _, seq = entry.partition(".")
-        if not (t.isascii() and t.isdigit() and seq.isascii() and seq.isdigit()):
+        t, _, tag = entry.partition(".")
+        try:
+            parsed = (int(t), int(tag))
+        except ValueError:
             return  # not an entry of this store: nothing to release
-        parsed = (int(t), int(seq))
-        if f"{parsed[0]}.{parsed[1]}" != entry:
-            return  # a lookalike (leading zeros...): ids are compared exactly, as on Redis
+        if f"{parsed[0]}.{parsed[1]}" != entry or not 0 <= parsed[1] <= rules.TAG_MASK:
+            return  # a lookalike (leading zeros, "+"...): ids are compared exactly, as on Redis
         with self._lock:
             rec = self._windows.get(key)
             if rec is not None:
-                rules.window_release(rec.data, parsed)
+                rules.window_release(rec.data, rules.entry_of(*parsed))
 
     def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
@@ -159,7 +164,9 @@ class MemoryBackend:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._account(account, now)
-            outcome = rules.issue(rec.data, now, limits, code_hash, next(self._seq))
+            outcome = rules.issue(
+                rec.data, now, limits, code_hash, next(self._seq) & rules.TAG_MASK
+            )
             if outcome[0] == rules.ISSUED:
                 self._keep(self._accounts, account, rec, now + limits.code_window)
             elif rec.until == 0:  # refused on a record made for this call: keep nothing

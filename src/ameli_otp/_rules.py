@@ -18,9 +18,8 @@ Rules of this file (after h11's ``_state.py``):
 from __future__ import annotations
 
 import hmac
-from bisect import bisect_right, insort
+from bisect import bisect_left, insort
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 
 from ._policy import Limits
 from ._results import Decision, Issued, Reason, Refused, Verified
@@ -40,7 +39,6 @@ LOCKED_NOW = 7  # this guess locked the account; value: lock end
 
 MAX_ACCOUNT_LENGTH = 256
 _CODE_JUNK = str.maketrans("", "", " \t-")
-_t = itemgetter(0)
 
 
 # -- input ---------------------------------------------------------------------------------
@@ -92,50 +90,51 @@ def clock_ms(reading: float) -> int:
 
 
 # -- the sliding window (R1.2, R1.3, R1.4) -------------------------------------------------
-# A window is a list of (t, seq) sorted by t. An entry made at t counts at every now with
-# now < t + window, i.e. t > now - window: those with t <= now - window are pruned.
+# A window is a sorted list of entries. An entry is one int, (t << TAG_BITS) | tag: its issue
+# time t (ms) in the high bits, and a tag unique among the entries of that millisecond in the
+# low bits, so that sorting the ints sorts by t (plain ints: no tuple to build per hit, no
+# key function to bisect with, nothing for the garbage collector to track). An entry made at
+# t counts at every now with now < t + window, i.e. t > now - window: the others are pruned.
+TAG_BITS = 32
+TAG_MASK = (1 << TAG_BITS) - 1
 
 
-def window_prune(entries: list[tuple[int, int]], now: int, window: int) -> None:
-    """Forget the entries that no longer count at ``now``."""
-    if entries and entries[0][0] <= now - window:
-        del entries[: bisect_right(entries, now - window, key=_t)]
+def entry_of(t: int, tag: int) -> int:
+    """The entry made at ``t`` (ms) with ``tag`` (0 <= tag <= TAG_MASK)."""
+    return (t << TAG_BITS) | tag
 
 
-def window_hit(
-    entries: list[tuple[int, int]], now: int, window: int, limit: int, seq: int
-) -> tuple[bool, int]:
-    """Add an entry (t=now) unless ``limit`` entries count.
+def window_hit(entries: list[int], now: int, window: int, limit: int, tag: int) -> tuple[bool, int]:
+    """Add the entry ``entry_of(now, tag)`` unless ``limit`` entries count.
 
     Returns ``(True, entries counting after)`` or ``(False, t of the oldest counting)``;
     a refusal changes nothing but forgetting entries that stopped counting.
     """
-    if entries and entries[0][0] <= now - window:  # window_prune, inlined: the hot path
-        del entries[: bisect_right(entries, now - window, key=_t)]
+    cut = (now - window + 1) << TAG_BITS  # entries below it were made at t <= now - window
+    if entries and entries[0] < cut:
+        del entries[: bisect_left(entries, cut)]
     if len(entries) >= limit:
-        return False, entries[0][0]
-    if not entries or entries[-1][0] <= now:
-        entries.append((now, seq))
+        return False, entries[0] >> TAG_BITS
+    entry = (now << TAG_BITS) | tag
+    if not entries or entries[-1] < entry:
+        entries.append(entry)
     else:  # the clock went back: keep the list sorted
-        insort(entries, (now, seq))
+        insort(entries, entry)
     return True, len(entries)
 
 
-def window_count(entries: list[tuple[int, int]], now: int, window: int) -> tuple[int, int]:
+def window_count(entries: list[int], now: int, window: int) -> tuple[int, int]:
     """``(entries counting at now, t of the oldest counting or 0)``, without changing anything."""
-    i = bisect_right(entries, now - window, key=_t)
+    i = bisect_left(entries, (now - window + 1) << TAG_BITS)
     n = len(entries) - i
-    return n, (entries[i][0] if n else 0)
+    return n, (entries[i] >> TAG_BITS if n else 0)
 
 
-def window_release(entries: list[tuple[int, int]], entry: tuple[int, int]) -> None:
+def window_release(entries: list[int], entry: int) -> None:
     """Remove ``entry`` if it is there (R1.4); an unknown entry does nothing."""
-    i = bisect_right(entries, entry[0], key=_t)
-    while i > 0 and entries[i - 1][0] == entry[0]:
-        i -= 1
-        if entries[i] == entry:
-            del entries[i]
-            return
+    i = bisect_left(entries, entry)
+    if i < len(entries) and entries[i] == entry:
+        del entries[i]
 
 
 # -- one account (R1, R2, R3) ----------------------------------------------------------------
@@ -144,7 +143,7 @@ class Code:
 
     __slots__ = ("entry", "failures", "hash", "issued")
 
-    def __init__(self, hash: bytes, issued: int, entry: tuple[int, int]) -> None:
+    def __init__(self, hash: bytes, issued: int, entry: int) -> None:
         self.hash = hash
         self.issued = issued
         self.failures = 0
@@ -157,7 +156,7 @@ class Account:
     __slots__ = ("code", "devices", "failures", "last_failure", "lock_until", "window")
 
     def __init__(self) -> None:
-        self.window: list[tuple[int, int]] = []
+        self.window: list[int] = []  # entries (see entry_of), sorted
         self.code: Code | None = None
         self.failures = 0  # consecutive failed verifications (R2.6)
         self.last_failure = 0
@@ -165,15 +164,15 @@ class Account:
         self.devices: dict[str, int] = {}  # device id -> trust granted at (R3)
 
 
-def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, seq: int) -> tuple[int, int]:
+def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, tag: int) -> tuple[int, int]:
     """R1 and R2.6 (a locked account gets no code): the transition of ``request_code``."""
     if now < acct.lock_until:
         return LOCKED, acct.lock_until
-    allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, seq)
+    allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, tag)
     if not allowed:
         return TOO_MANY_CODES, value
     # R1.6: the new code replaces the previous one, which keeps its entry; failures stay.
-    acct.code = Code(code_hash, now, (now, seq))
+    acct.code = Code(code_hash, now, entry_of(now, tag))
     return ISSUED, value
 
 
@@ -284,13 +283,16 @@ def verify_result(
     raise ValueError(f"unknown verify outcome {outcome!r}")
 
 
+_decision = tuple.__new__  # Decision(...) without the keyword machinery: the hottest path
+
+
 def hit_decision(
     allowed: bool, value: int, entry: str | None, now: int, window: int, limit: int
 ) -> Decision:
     """The :class:`Decision` of a ``hit`` for an outcome of :func:`window_hit`."""
     if allowed:
-        return Decision(True, limit - value, None, entry)
-    return Decision(False, 0, _td(value + window - now), None)
+        return _decision(Decision, (True, limit - value, None, entry))
+    return _decision(Decision, (False, 0, _MS * (value + window - now), None))
 
 
 def peek_decision(count: int, oldest: int, now: int, window: int, limit: int) -> Decision:
