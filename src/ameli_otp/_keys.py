@@ -71,35 +71,48 @@ def _derive(secret: bytes, label: bytes) -> bytes:
     return hmac.digest(secret, b"ameli-otp/v1/" + label, "sha256")
 
 
+class _Mac:
+    """HMAC-SHA256 under one fixed key, its keyed state built once.
+
+    ``hmac.digest(key, msg)`` sets the key up again at each call (two of its four
+    SHA-256 blocks); copying a prepared ``hmac.HMAC`` skips that: the same tags,
+    about twice as fast, and every public call makes one to four of them.
+    """
+
+    __slots__ = ("_ready",)
+
+    def __init__(self, key: bytes) -> None:
+        self._ready = hmac.new(key, digestmod="sha256")
+
+    def __call__(self, msg: bytes) -> bytes:
+        mac = self._ready.copy()
+        mac.update(msg)
+        return mac.digest()
+
+
 class Keyring:
     """The derived keys of a secret or a list of secrets (newest first)."""
 
-    __slots__ = ("_code_keys", "_device_keys", "_name_key")
+    __slots__ = ("_code_macs", "_device_macs", "_name_mac")
 
     def __init__(self, secret: object) -> None:
         keys = _secret_list(secret)
-        self._name_key = _derive(keys[-1], b"name")
-        self._code_keys = tuple(_derive(k, b"code") for k in keys)
-        self._device_keys = tuple(_derive(k, b"device") for k in keys)
+        self._name_mac = _Mac(_derive(keys[-1], b"name"))
+        self._code_macs = tuple(_Mac(_derive(k, b"code")) for k in keys)
+        self._device_macs = tuple(_Mac(_derive(k, b"device")) for k in keys)
 
     def name(self, label: bytes, value: str) -> str:
         """The record name of ``value`` under ``label``: 16 URL-safe characters, a keyed hash."""
-        mac = hmac.digest(self._name_key, label + b"\x00" + _utf8(value), "sha256")
-        return b64(mac[:_NAME_BYTES])
+        return b64(self._name_mac(label + b"\x00" + _utf8(value))[:_NAME_BYTES])
 
     # -- codes ------------------------------------------------------------------------------
     def code_hash(self, account_key: str, code: str) -> bytes:
         """The keyed hash stored for a new code (first secret)."""
-        return self._code_mac(self._code_keys[0], account_key, code)
+        return _code_mac(self._code_macs[0], account_key, code)
 
     def code_candidates(self, account_key: str, code: str) -> tuple[bytes, ...]:
         """The hashes ``code`` would have under every secret (R4.1)."""
-        return tuple(self._code_mac(k, account_key, code) for k in self._code_keys)
-
-    @staticmethod
-    def _code_mac(key: bytes, account_key: str, code: str) -> bytes:
-        msg = account_key.encode("ascii") + b"\x00" + code.encode("ascii")
-        return hmac.digest(key, msg, "sha256")[:_HASH_BYTES]
+        return tuple(_code_mac(mac, account_key, code) for mac in self._code_macs)
 
     # -- device tokens (R3, R4.3) -------------------------------------------------------------
     # token = base64url(version | granted at (ms, 8 bytes) | nonce | browser tag | account tag)
@@ -115,9 +128,9 @@ class Keyring:
         """
         nonce = _secrets.token_bytes(_NONCE_BYTES)
         head = _TOKEN_VERSION + now.to_bytes(8, "big", signed=True) + nonce
-        key = self._device_keys[0]
-        signed = head + _browser_tag(key, account_key, head, fingerprint)
-        return b64(signed + _account_tag(key, account_key, signed)), b64(nonce)
+        mac = self._device_macs[0]
+        signed = head + _browser_tag(mac, account_key, head, fingerprint)
+        return b64(signed + _account_tag(mac, account_key, signed)), b64(nonce)
 
     def check_device_token(
         self, account_key: str, token: object, fingerprint: str
@@ -133,10 +146,10 @@ class Keyring:
         head, signed = data[:_HEAD], data[:_SIGNED]
         browser, account = data[_HEAD:_SIGNED], data[_SIGNED:]
         good = False
-        for key in self._device_keys:  # both tags, under one key: every byte is covered
+        for mac in self._device_macs:  # both tags, under one key: every byte is covered
             good |= hmac.compare_digest(
-                browser, _browser_tag(key, account_key, head, fingerprint)
-            ) & hmac.compare_digest(account, _account_tag(key, account_key, signed))
+                browser, _browser_tag(mac, account_key, head, fingerprint)
+            ) & hmac.compare_digest(account, _account_tag(mac, account_key, signed))
         if not good:
             return None
         return b64(head[9:]), int.from_bytes(head[1:9], "big", signed=True)
@@ -148,8 +161,8 @@ class Keyring:
             return None
         signed, account = data[:_SIGNED], data[_SIGNED:]
         good = False
-        for key in self._device_keys:
-            good |= hmac.compare_digest(account, _account_tag(key, account_key, signed))
+        for mac in self._device_macs:
+            good |= hmac.compare_digest(account, _account_tag(mac, account_key, signed))
         return b64(data[9:_HEAD]) if good else None
 
 
@@ -163,12 +176,15 @@ def _token_bytes(token: object) -> bytes | None:
     return data
 
 
-def _account_tag(key: bytes, account_key: str, signed: bytes) -> bytes:
-    msg = b"device-account\x00" + account_key.encode("ascii") + signed
-    return hmac.digest(key, msg, "sha256")[:_ACCOUNT_TAG]
+def _code_mac(mac: _Mac, account_key: str, code: str) -> bytes:
+    return mac(account_key.encode("ascii") + b"\x00" + code.encode("ascii"))[:_HASH_BYTES]
 
 
-def _browser_tag(key: bytes, account_key: str, head: bytes, fingerprint: str) -> bytes:
+def _account_tag(mac: _Mac, account_key: str, signed: bytes) -> bytes:
+    return mac(b"device-account\x00" + account_key.encode("ascii") + signed)[:_ACCOUNT_TAG]
+
+
+def _browser_tag(mac: _Mac, account_key: str, head: bytes, fingerprint: str) -> bytes:
     # account_key and head have fixed lengths, so the fingerprint last is unambiguous
     msg = b"device-browser\x00" + account_key.encode("ascii") + head + _utf8(fingerprint)
-    return hmac.digest(key, msg, "sha256")[:_BROWSER_TAG]
+    return mac(msg)[:_BROWSER_TAG]
