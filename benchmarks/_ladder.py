@@ -2,9 +2,9 @@
 
 Each step adds one thing to the one before, on the same connection and workload
 (the allowed path, 10,000 keys round-robin), so that the gap between the floor and
-ours splits into: the arguments, the reply shape, the Lua work, redis-py's
-``Script`` wrapper, and our facade. The steps use the library's private key names
-and script text (``ameli_otp._redis_common``): a diagnostic, not an API.
+ours splits into: the arguments, the Lua work, our store's call, and our facade. The
+steps use the library's private key names and script text (``ameli_otp._redis_common``):
+a diagnostic, not an API.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ __all__ = ["STEPS", "ladder_factories"]
 STEPS = {
     "L0_return1": "EVALSHA `return 1`, no key, no argument (the floor)",
     "L1_return1_our_args": "+ our KEYS and ARGV (1 key, 5 arguments)",
-    "L2_return_pair": "+ our reply shape: `return {1, 5}`",
-    "L3_window_hit_lua": "+ the real window_hit.lua (raw EVALSHA, our arguments)",
-    "L4_script_object": "+ redis-py's Script object (register_script), as the store calls it",
-    "L5_ours_hit": "+ our facade: SlidingWindowLimiter.hit (key, clock, entry id, Decision)",
+    "L2_window_hit_lua": "+ the real window_hit.lua (raw EVALSHA, our arguments)",
+    "L3_store": "+ our store: RedisBackend.window_hit (entry id, error mapping, reply decoding)",
+    "L4_ours_hit": "+ our facade: SlidingWindowLimiter.hit (key, clock, Decision)",
 }
 
 
@@ -39,20 +38,22 @@ def ladder_factories(
     ``lim`` is our limiter on ``client`` (default prefix and namespace): its ``reset``
     keeps the allowed path allowed and its key names are the ones the steps use.
     """
-    from ameli_otp._redis_common import SLACK_MS, KeyNames, script_source
+    from ameli_otp import RedisBackend
+    from ameli_otp._redis_common import SLACK_MS, SOURCES, KeyNames
 
     names = KeyNames("ameli-otp")
+    store = RedisBackend(client)
     window_ms = int(WINDOW.total_seconds() * 1000)
     sha1 = client.script_load("return 1")
-    sha2 = client.script_load("return {1, 5}")
-    source = script_source("window_hit")
-    sha3 = client.script_load(source)
-    script = client.register_script(source)
+    sha2 = client.script_load(SOURCES["window_hit"])
     evalsha = client.evalsha
     fixed = [int(time.time() * 1000), window_ms, LIMIT, "AbCdEfGh", SLACK_MS]
 
+    def limiter_key(key: str) -> str:
+        return f"limiter:{key}"
+
     def redis_key(key: str) -> str:
-        return names.window(f"limiter:{key}")[0]
+        return names.window(limiter_key(key))[0]
 
     def l0(_: str) -> Any:
         return evalsha(sha1, 0)
@@ -61,19 +62,15 @@ def ladder_factories(
         return evalsha(sha1, 1, redis_key(key), *fixed)
 
     def l2(key: str) -> Any:
-        return evalsha(sha2, 1, redis_key(key), *fixed)
-
-    def l3(key: str) -> Any:
         now = int(time.time() * 1000)
         entry = secrets.token_urlsafe(6)
-        return evalsha(sha3, 1, redis_key(key), now, window_ms, LIMIT, entry, SLACK_MS)
+        return evalsha(sha2, 1, redis_key(key), now, window_ms, LIMIT, entry, SLACK_MS)
 
-    def l4(key: str) -> Any:
-        now = int(time.time() * 1000)
-        return script([redis_key(key)], [now, window_ms, LIMIT, secrets.token_urlsafe(6), SLACK_MS])
+    def l3(key: str) -> Any:
+        return store.window_hit(limiter_key(key), int(time.time() * 1000), window_ms, LIMIT)
 
-    def first_is_one(r: Any) -> bool:
-        return int(r[0]) == 1
+    def allowed_reply(r: Any) -> bool:
+        return int(r) & 7 == 1  # outcome(1, n): see lua/_lib.lua
 
     def subject(hit: Callable[[str], Any], allowed: Callable[[Any], bool]) -> LimiterSubject:
         return LimiterSubject("ladder", hit, allowed, lim.reset, lambda _: None, set())
@@ -81,14 +78,13 @@ def ladder_factories(
     return {
         "L0_return1": lambda t: same_chunks(l0, keys(f"{t}L0", n), size),
         "L1_return1_our_args": lambda t: same_chunks(l1, keys(f"{t}L1", n), size),
-        "L2_return_pair": lambda t: same_chunks(l2, keys(f"{t}L2", n), size),
-        "L3_window_hit_lua": lambda t: allowed_chunks(
-            subject(l3, first_is_one), keys(f"{t}L3", n), size
+        "L2_window_hit_lua": lambda t: allowed_chunks(
+            subject(l2, allowed_reply), keys(f"{t}L2", n), size
         ),
-        "L4_script_object": lambda t: allowed_chunks(
-            subject(l4, first_is_one), keys(f"{t}L4", n), size
+        "L3_store": lambda t: allowed_chunks(
+            subject(l3, lambda r: r[0] is True), keys(f"{t}L3", n), size
         ),
-        "L5_ours_hit": lambda t: allowed_chunks(
-            subject(lim.hit, lambda d: d.allowed), keys(f"{t}L5", n), size
+        "L4_ours_hit": lambda t: allowed_chunks(
+            subject(lim.hit, lambda d: d.allowed), keys(f"{t}L4", n), size
         ),
     }

@@ -88,7 +88,7 @@ def test_redis(tmp_path: Path) -> None:
     assert "redis/sync/10k/single/limits_moving/hit_refused" in cases
     assert "redis/sync/10k/threads16/ours/hit_allowed" in cases
     assert "redis/async/10k/tasks50/raw_evalsha/floor" in cases
-    assert "redis/sync/10k/single/ladder/L5_ours_hit" in cases
+    assert "redis/sync/10k/single/ladder/L4_ours_hit" in cases
     targets = {t["id"]: t for t in report["targets"]}
     assert targets["redis_sync_request_code_vs_raw_evalsha"]["status"] in ("met", "missed")
     assert targets["redis_bytes_per_account"]["status"] in ("met", "missed")

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "ameli_otp"
 PAIRS = {"_facade.py": "_async_facade.py", "_redis.py": "_async_redis.py"}
 
-AWAITED = ("self._store.", "self._call(", "self._scripts[")
+AWAITED = ("self._store.", "self._call(", "self._execute(")
 RENAMES = [
     (r"\bSecurityCodes\b", "AsyncSecurityCodes"),
     (r"\bSlidingWindowLimiter\b", "AsyncSlidingWindowLimiter"),

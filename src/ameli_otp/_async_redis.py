@@ -10,17 +10,20 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from ._policy import Limits
 from ._redis_common import (
+    SHAS,
     SLACK_MS,
+    SOURCES,
     KeyNames,
-    backend_errors,
+    backend_error,
     check_client,
     issue_args,
     new_entry,
+    outcome,
     pair,
-    register_scripts,
     verify_args,
 )
 
@@ -35,16 +38,14 @@ class AsyncRedisBackend:
     client or the server raises :class:`~ameli_otp.BackendError`.
     """
 
-    __slots__ = ("_client", "_keys", "_scripts")
+    __slots__ = ("_client", "_execute", "_keys")
 
     def __init__(self, client: Redis | RedisCluster, prefix: str = "ameli-otp") -> None:
         check_client(client, want_async=True)
         self._client = client
         self._keys = KeyNames(prefix)
-        # typed through Any: redis-py types register_script on Redis only, though
-        # RedisCluster has it too (and the cluster tests run it)
-        untyped: Any = client
-        self._scripts = register_scripts(untyped.register_script)
+        # typed through Any: redis-py leaves RedisCluster.execute_command untyped
+        self._execute: Any = client.execute_command
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -57,8 +58,20 @@ class AsyncRedisBackend:
         return self._keys.prefix
 
     async def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        with backend_errors(name):
-            return await self._scripts[name](keys, args)
+        """EVALSHA the script ``name``; SCRIPT LOAD it and retry once if the server lacks it.
+
+        ``execute_command`` rather than redis-py's ``Script`` object: the same round trip
+        with fewer Python layers, on ``Redis`` and ``RedisCluster`` alike (the cluster
+        routes EVALSHA by its keys, SCRIPT LOAD to every primary).
+        """
+        try:
+            try:
+                return await self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+            except NoScriptError:
+                await self._execute("SCRIPT LOAD", SOURCES[name])
+                return await self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+        except Exception as exc:
+            raise backend_error(name, exc) from exc
 
     async def window_hit(
         self, key: str, now: int, window: int, limit: int
@@ -66,8 +79,8 @@ class AsyncRedisBackend:
         """See :class:`ameli_otp._store.AsyncStore`."""
         entry = new_entry()
         args = [now, window, limit, entry, SLACK_MS]
-        allowed, value = pair(await self._call("window_hit", self._keys.window(key), args))
-        return bool(allowed), value, (entry if allowed else None)
+        allowed, value = outcome(await self._call("window_hit", self._keys.window(key), args))
+        return (True, value, entry) if allowed else (False, value, None)
 
     async def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
@@ -86,7 +99,7 @@ class AsyncRedisBackend:
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
         args = issue_args(now, limits, new_entry(), code_hash)
-        return pair(await self._call("issue_code", self._keys.account(account), args))
+        return outcome(await self._call("issue_code", self._keys.account(account), args))
 
     async def verify_code(
         self,
@@ -98,7 +111,7 @@ class AsyncRedisBackend:
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
         args = verify_args(now, limits, candidates, device)
-        return pair(await self._call("verify_code", self._keys.account(account), args))
+        return outcome(await self._call("verify_code", self._keys.account(account), args))
 
     async def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""

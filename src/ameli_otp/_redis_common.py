@@ -1,8 +1,8 @@
 """What the sync and async Redis stores share: key names, script texts, arguments, errors.
 
 Each store primitive is one Lua script (``lua/*.lua``, each opening with its
-contract), registered with redis-py's ``register_script`` (EVALSHA, reloaded on
-``NoScriptError``): one round trip per operation. Every key of one account
+contract), run with EVALSHA by its SHA1, computed here, and loaded with SCRIPT
+LOAD only after a ``NoScriptError``: one round trip per operation. Every key of one account
 carries the account's keyed hash as its hash tag, so a script touches one
 cluster slot. Times travel as ARGV in integer milliseconds; PEXPIRE only
 reclaims memory, ``SLACK_MS`` after the last moment a rule could need a key.
@@ -10,11 +10,10 @@ reclaims memory, ``SLACK_MS`` after the last moment a rule could need a key.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -23,14 +22,16 @@ from ._policy import Limits
 
 __all__ = [
     "SCRIPTS",
+    "SHAS",
     "SLACK_MS",
+    "SOURCES",
     "KeyNames",
-    "backend_errors",
+    "backend_error",
     "check_client",
     "issue_args",
     "new_entry",
+    "outcome",
     "pair",
-    "register_scripts",
     "script_source",
     "verify_args",
 ]
@@ -51,8 +52,6 @@ SCRIPTS = (
     "unlock",
 )
 
-T = TypeVar("T")
-
 
 def script_source(name: str) -> str:
     """The text of one script, with the shared helpers of ``_lib.lua`` in front."""
@@ -62,9 +61,12 @@ def script_source(name: str) -> str:
     )
 
 
-def register_scripts(register: Callable[[str], T]) -> dict[str, T]:
-    """Every script, registered with ``client.register_script``."""
-    return {name: register(script_source(name)) for name in SCRIPTS}
+#: name -> the full text of each script (helpers included), and its SHA1 for EVALSHA
+SOURCES = {name: script_source(name) for name in SCRIPTS}
+SHAS = {
+    name: hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+    for name, text in SOURCES.items()
+}
 
 
 def check_prefix(prefix: object) -> str:
@@ -148,17 +150,23 @@ def verify_args(
     ]
 
 
+def outcome(reply: Any) -> tuple[int, int]:
+    """A decision script's one-integer reply, ``value * 8 + kind``, as ``(kind, value)``."""
+    reply = int(reply)
+    return reply & 7, reply >> 3
+
+
 def pair(reply: Any) -> tuple[int, int]:
-    """A script's ``{kind, value}`` reply as ints."""
+    """A script's ``{a, b}`` reply as ints."""
     return int(reply[0]), int(reply[1])
 
 
-@contextmanager
-def backend_errors(what: str) -> Iterator[None]:
-    """Turn any failure of redis-py or the network into :class:`BackendError` (chained)."""
-    try:
-        yield
-    except (RedisError, RedisClusterException, OSError) as exc:
-        raise BackendError(f"Redis store failed during {what}: {exc}") from exc
-    except Exception as exc:  # fail closed on the client's own bugs too
-        raise BackendError(f"Redis client failed during {what}: {exc!r}") from exc
+def backend_error(what: str, exc: Exception) -> BackendError:
+    """The :class:`BackendError` to raise (chained) for any failure of redis-py or the network.
+
+    Fail closed on the client's own bugs too: whatever the exception, the caller gets a
+    ``BackendError``, never a result.
+    """
+    if isinstance(exc, RedisError | RedisClusterException | OSError):
+        return BackendError(f"Redis store failed during {what}: {exc}")
+    return BackendError(f"Redis client failed during {what}: {exc!r}")

@@ -6,8 +6,23 @@
 -- never read. PEXPIRE only reclaims memory, always with slack past the last moment a
 -- rule could need a key.
 
+-- Every decision script returns ONE integer, value * 8 + kind (kind in 0..7): an integer
+-- reply is one line to read where a {kind, value} table is three. Exact while |value| < 2^50
+-- (ms: ~35,000 years), Lua numbers being doubles. Python: kind = r & 7, value = r >> 3.
+local function outcome(kind, value)
+    return value * 8 + kind
+end
+
+-- Keep key for at least ms more milliseconds (never shortens its life).
+local function keep(key, ms)
+    if redis.call('PTTL', key) < ms then
+        redis.call('PEXPIRE', key, ms)
+    end
+end
+
 -- A window is a sorted set: member = entry id, score = issue time (ms). An entry made at
 -- t counts at every now with now < t + window.
+-- returns 1, entries counting after (added) or 0, issue time of the oldest counting (refused)
 local function window_hit(key, now, window, limit, member, slack)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     local n = redis.call('ZCARD', key)
@@ -16,15 +31,8 @@ local function window_hit(key, now, window, limit, member, slack)
         return 0, tonumber(oldest[2])
     end
     redis.call('ZADD', key, now, member)
-    -- the newest entry (maybe from before the clock went back) decides how long to keep
-    local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-    redis.call('PEXPIRE', key, last - now + window + slack)
+    -- Every write keeps the key until its own now + window + slack and never shortens it:
+    -- so an entry from before the clock went back (the newest) keeps the time it set.
+    keep(key, window + slack)
     return 1, n + 1
-end
-
--- Keep key for at least ms more milliseconds (never shortens its life).
-local function keep(key, ms)
-    if redis.call('PTTL', key) < ms then
-        redis.call('PEXPIRE', key, ms)
-    end
 end

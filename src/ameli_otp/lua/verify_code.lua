@@ -11,28 +11,28 @@
 -- ARGV[8]  expiry slack, ms
 -- ARGV[9]  device id to trust on success, or '' for none
 -- ARGV[10..] the typed code's keyed hash under every secret
--- returns  {kind, value}, the outcomes of _rules.verify:
---          {0, 0} verified   {2, lock end} locked   {3, 0} no code   {4, 0} expired
---          {5, code failures} wrong code   {6, 0} too many attempts (code burned)
---          {7, lock end} this guess locked the account (code burned)
+-- returns  outcome(kind, value) (see _lib.lua), the outcomes of _rules.verify:
+--          (0, 0) verified   (2, lock end) locked   (3, 0) no code   (4, 0) expired
+--          (5, code failures) wrong code   (6, 0) too many attempts (code burned)
+--          (7, lock end) this guess locked the account (code burned)
 local st = KEYS[2]
 local now = tonumber(ARGV[1])
 local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'e', 'n', 'l')
 local lock = tonumber(s[1] or '0')
 if now < lock then
-    return {2, lock}
+    return outcome(2, lock)
 end
 local hash = s[2]
 if not hash then
-    return {3, 0}
+    return outcome(3, 0)
 end
 local issued = tonumber(s[3])
 if now >= issued + tonumber(ARGV[2]) then
     redis.call('HDEL', st, 'h', 't', 'f', 'e')
-    return {3, 0}
+    return outcome(3, 0)
 end
 if now >= issued + tonumber(ARGV[3]) then
-    return {4, 0}
+    return outcome(4, 0)
 end
 local lockout, slack = tonumber(ARGV[6]), tonumber(ARGV[8])
 local failures = tonumber(s[6] or '0')
@@ -61,7 +61,7 @@ if matched then
         redis.call('HSET', st, 'd:' .. device, now)
         keep(st, trust + slack)
     end
-    return {0, 0}
+    return outcome(0, 0)
 end
 local code_failures = tonumber(s[4]) + 1
 failures = failures + 1
@@ -69,14 +69,14 @@ if failures >= tonumber(ARGV[5]) then
     redis.call('HDEL', st, 'h', 't', 'f', 'e')
     redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
     keep(st, lockout + slack)
-    return {7, now + lockout}
+    return outcome(7, now + lockout)
 end
 if code_failures >= tonumber(ARGV[4]) then
     redis.call('HDEL', st, 'h', 't', 'f', 'e')
     redis.call('HSET', st, 'n', failures, 'l', now)
     keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
-    return {6, 0}
+    return outcome(6, 0)
 end
 redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
 keep(st, lockout + slack)
-return {5, code_failures}
+return outcome(5, code_failures)

@@ -5,8 +5,8 @@
 -- ARGV[3]  limit: entries allowed to count at once
 -- ARGV[4]  the new entry's id (random, made by the caller)
 -- ARGV[5]  expiry slack, ms
--- returns  {1, entries counting after this one} when allowed,
---          {0, issue time of the oldest counting entry (ms)} when refused (nothing added)
+-- returns  outcome(1, entries counting after this one) when allowed,
+--          outcome(0, issue time of the oldest counting entry, ms) when refused (nothing added)
 local ok, value = window_hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]),
     tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
-return {ok, value}
+return outcome(ok, value)
