@@ -140,6 +140,34 @@ def test_memory_stays_bounded_under_churn(clock: FakeClock) -> None:
     assert len(backend) == 1
 
 
+def test_reset_churn_keeps_the_bookkeeping_bounded(clock: FakeClock) -> None:
+    """API.md 'memory bounded by the live records': a key hit then reset, over and over
+    within one window, must not leave a record behind per reset until the window ends
+    (each hit schedules its record for reclaim; reset drops the record but not that
+    schedule entry, which the store must compact away)."""
+    import tracemalloc
+
+    backend = MemoryBackend()
+    limiter = SlidingWindowLimiter(backend, limit=5, window=timedelta(hours=1), clock=clock)
+
+    def churn(n: int) -> None:
+        for i in range(n):
+            limiter.hit(f"k{i % 100}")
+            limiter.reset(f"k{i % 100}")
+
+    churn(20_000)  # warm up: the first compactions, the allocator's own pools
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        churn(100_000)  # still within the first minute of the window
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(backend) == 0
+    assert grown < 1_000_000, f"{grown} bytes kept for 100,000 resets of 100 keys"
+    assert limiter.hit("k1").remaining == 4
+
+
 def test_limiter_keys_are_reclaimed_too(clock: FakeClock) -> None:
     backend = MemoryBackend()
     window = timedelta(minutes=1)

@@ -103,6 +103,24 @@ class MemoryBackend:
             else:
                 heapq.heappush(heap, (rec.until, next(self._seq), table, key, rec))
 
+    def _compact(self) -> None:
+        """Rebuild the heap from the live records.
+
+        A reset drops its record but leaves the record's heap entry, which would keep
+        it alive until its time comes (up to a window): reset churn would grow memory
+        with no live record. Rebuilt when stale entries outnumber live records (and a
+        floor of 1024), the heap stays within about twice the live records, for O(1)
+        amortized work per reset.
+        """
+        seq = self._seq
+        self._heap = [
+            (rec.until, next(seq), table, key, rec)
+            for table in (self._accounts, self._windows)
+            for key, rec in table.items()
+            if rec.until
+        ]
+        heapq.heapify(self._heap)
+
     def _account(self, account: str, now: int) -> _Record:
         rec = self._accounts.get(account)
         if rec is None:
@@ -155,7 +173,9 @@ class MemoryBackend:
     def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
-            self._windows.pop(key, None)
+            rec = self._windows.pop(key, None)
+            if rec is not None and rec.until and len(self._heap) > 2 * len(self) + 1024:
+                self._compact()
 
     # -- accounts ----------------------------------------------------------------------------
     def issue_code(
