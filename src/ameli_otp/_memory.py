@@ -26,11 +26,15 @@ _RECLAIM_PER_WRITE = 8  # > the one record a write can create: memory follows li
 
 
 class _Record:
-    __slots__ = ("data", "until")
+    __slots__ = ("data", "span", "until")
 
     def __init__(self, data: Any) -> None:
         self.data = data
-        self.until = 0  # a rule may need this record while now < until
+        self.until = 0  # a rule may need this record while now < until (at least)
+        # a limiter window: its longest window length. Such a record's until is only set
+        # at its first entry; the reclaim, when it comes due, pushes it to the newest
+        # entry + span, so that the hot path does not update it at every hit.
+        self.span = 0
 
 
 class MemoryBackend:
@@ -98,6 +102,8 @@ class MemoryBackend:
                 budget -= 1
             if table.get(key) is not rec:
                 continue  # reset or replaced since
+            if rec.span and rec.data:  # a window: its newest entry counts until t + span
+                rec.until = max(rec.until, (rec.data[-1] >> rules.TAG_BITS) + rec.span)
             if rec.until <= now:
                 del table[key]
             else:
@@ -137,18 +143,16 @@ class MemoryBackend:
             if rec is None:
                 rec = self._create(self._windows, key, [], now)
             seq = next(self._seq)
-            tag = seq & rules.TAG_MASK
-            allowed, value = rules.window_hit(rec.data, now, window, limit, tag)
+            entry = rules.entry_of(now, seq)
+            allowed, value = rules.window_hit(rec.data, now, window, limit, entry)
             if not allowed:
                 return False, value, None
-            until = now + window
-            if until > rec.until:  # self._keep, inlined: the hot path
-                if rec.until == 0:
-                    heapq.heappush(self._heap, (until, seq, self._windows, key, rec))
-                rec.until = until
+            if window > rec.span:  # a new record (or a longer window on this key)
+                rec.span = window
+                self._keep(self._windows, key, rec, now + window)
             if self._heap[0][0] <= now:  # skip the call when nothing is due
                 self._reclaim(now, _RECLAIM_PER_WRITE)
-        return True, value, f"{now}.{tag}"
+        return True, value, hex(entry)
 
     def window_peek(self, key: str, now: int, window: int) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
@@ -158,17 +162,16 @@ class MemoryBackend:
 
     def window_release(self, key: str, entry: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
-        t, _, tag = entry.partition(".")
         try:
-            parsed = (int(t), int(tag))
+            parsed = int(entry, 16)
         except ValueError:
             return  # not an entry of this store: nothing to release
-        if f"{parsed[0]}.{parsed[1]}" != entry or not 0 <= parsed[1] <= rules.TAG_MASK:
-            return  # a lookalike (leading zeros, "+"...): ids are compared exactly, as on Redis
+        if hex(parsed) != entry:
+            return  # a lookalike (case, leading zeros, "+"...): ids are compared exactly
         with self._lock:
             rec = self._windows.get(key)
             if rec is not None:
-                rules.window_release(rec.data, rules.entry_of(*parsed))
+                rules.window_release(rec.data, parsed)
 
     def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
@@ -184,9 +187,7 @@ class MemoryBackend:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._account(account, now)
-            outcome = rules.issue(
-                rec.data, now, limits, code_hash, next(self._seq) & rules.TAG_MASK
-            )
+            outcome = rules.issue(rec.data, now, limits, code_hash, next(self._seq))
             if outcome[0] == rules.ISSUED:
                 self._keep(self._accounts, account, rec, now + limits.code_window)
             elif rec.until == 0:  # refused on a record made for this call: keep nothing

@@ -99,13 +99,15 @@ TAG_BITS = 32
 TAG_MASK = (1 << TAG_BITS) - 1
 
 
-def entry_of(t: int, tag: int) -> int:
-    """The entry made at ``t`` (ms) with ``tag`` (0 <= tag <= TAG_MASK)."""
-    return (t << TAG_BITS) | tag
+def entry_of(t: int, seq: int) -> int:
+    """The entry made at ``t`` (ms), tagged with the low TAG_BITS of ``seq`` (a counter)."""
+    return (t << TAG_BITS) | (seq & TAG_MASK)
 
 
-def window_hit(entries: list[int], now: int, window: int, limit: int, tag: int) -> tuple[bool, int]:
-    """Add the entry ``entry_of(now, tag)`` unless ``limit`` entries count.
+def window_hit(
+    entries: list[int], now: int, window: int, limit: int, entry: int
+) -> tuple[bool, int]:
+    """Add ``entry`` (made at ``now``: ``entry_of(now, ...)``) unless ``limit`` entries count.
 
     Returns ``(True, entries counting after)`` or ``(False, t of the oldest counting)``;
     a refusal changes nothing but forgetting entries that stopped counting.
@@ -115,7 +117,6 @@ def window_hit(entries: list[int], now: int, window: int, limit: int, tag: int) 
         del entries[: bisect_left(entries, cut)]
     if len(entries) >= limit:
         return False, entries[0] >> TAG_BITS
-    entry = (now << TAG_BITS) | tag
     if not entries or entries[-1] < entry:
         entries.append(entry)
     else:  # the clock went back: keep the list sorted
@@ -164,15 +165,16 @@ class Account:
         self.devices: dict[str, int] = {}  # device id -> trust granted at (R3)
 
 
-def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, tag: int) -> tuple[int, int]:
+def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, seq: int) -> tuple[int, int]:
     """R1 and R2.6 (a locked account gets no code): the transition of ``request_code``."""
     if now < acct.lock_until:
         return LOCKED, acct.lock_until
-    allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, tag)
+    entry = entry_of(now, seq)
+    allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, entry)
     if not allowed:
         return TOO_MANY_CODES, value
     # R1.6: the new code replaces the previous one, which keeps its entry; failures stay.
-    acct.code = Code(code_hash, now, entry_of(now, tag))
+    acct.code = Code(code_hash, now, entry)
     return ISSUED, value
 
 
