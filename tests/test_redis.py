@@ -130,6 +130,12 @@ def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
 
 
+def _window_entries(client: redis.Redis, key: bytes) -> list[bytes]:
+    """The entries of an account's window: its state's field w, "id:t" comma-separated."""
+    packed = client.hget(key, "w")
+    return packed.split(b",") if packed else []
+
+
 # -- fixtures ------------------------------------------------------------------------------------
 
 
@@ -585,13 +591,14 @@ def test_a_replayed_script_never_turns_into_an_acceptance(
         honest = SecurityCodes(RedisBackend(plain, prefix=prefix), secret=SECRET, clock=clock)
         limiter = SlidingWindowLimiter(retried, limit=5, window=HOUR, clock=clock)
 
-        # request_code: the replay carries the same entry id, so it adds no second entry,
-        # but it sees its own first run: one fewer left, and the last slot is burnt
+        # request_code: the replay finds its own code (same hash, same time) and changes
+        # nothing: the caller gets exactly what it would have got without the retry
         results = [codes.request_code(ACCOUNT) for _ in range(5)]
-        assert [r.remaining for r in results[:4]] == [3, 2, 1, 0]
-        assert results[4] == Refused(Reason.TOO_MANY_CODES, retry_after=HOUR)
-        assert plain.zcard(_keys(plain, prefix)[1]) == 5
+        assert [r.remaining for r in results] == [4, 3, 2, 1, 0]
+        (state,) = _keys(plain, prefix)
+        assert len(_window_entries(plain, state)) == 5
         assert honest.request_code(ACCOUNT) == Refused(Reason.TOO_MANY_CODES, retry_after=HOUR)
+        assert honest.verify_code(ACCOUNT, results[4].code) == Verified()  # the code it was given
 
         # verify_code, right code: the first run consumed it, the caller is told NO_CODE
         clock.advance(hours=1)
@@ -730,14 +737,12 @@ def test_server_that_never_answers_times_out_into_backend_error(prefix: str) -> 
 
 def _check_ttls(client: Any, keys: list[bytes], policy: Policy, limiter_window: timedelta) -> None:
     """Every key has 0 < PTTL <= the longest rule that can need it + SLACK_MS."""
-    longest = {
-        b"w": _ms(policy.code_window),
-        b"s": max(_ms(d) for d in (policy.code_window, policy.lockout, policy.device_trust_ttl)),
-    }
+    longest = max(_ms(d) for d in (policy.code_window, policy.lockout, policy.device_trust_ttl))
     assert keys
     for key in keys:
         pttl = client.pttl(key)
-        bound = _ms(limiter_window) if b":l:" in key else longest[key.rsplit(b":", 1)[1]]
+        assert b":l:" in key or key.endswith(b":s"), key
+        bound = _ms(limiter_window) if b":l:" in key else longest
         assert 0 < pttl <= bound + SLACK_MS, (key, pttl)
 
 
@@ -765,7 +770,7 @@ def test_every_key_has_a_ttl_after_a_full_flow(
         limiter.hit(key)
 
     keys = _keys(plain, prefix)
-    assert len(keys) == 2 + 2 + 2
+    assert len(keys) == 1 + 1 + 2  # two accounts (one key each), two limiter keys
     _check_ttls(plain, keys, policy, limiter.window)
 
 
@@ -886,20 +891,16 @@ def test_clock_far_from_server_time(plain: redis.Redis, prefix: str, start: date
 _TAG = re.compile(rb"\{([^{}]*)\}")
 
 
-def test_keys_of_one_account_share_one_hash_tag(
+def test_an_account_is_one_key_named_by_a_hash_tag(
     plain: redis.Redis, prefix: str, codes: SecurityCodes
 ) -> None:
     code = codes.request_code(ACCOUNT).code
     codes.verify_code(ACCOUNT, _wrong(code))
     keys = _keys(plain, prefix)
-    assert len(keys) == 2
-    tags = {_TAG.search(key).group(1) for key in keys}  # type: ignore[union-attr]
-    assert len(tags) == 1
-    tag = tags.pop()
-    assert keys == [
-        f"{prefix}:{{{tag.decode()}}}:s".encode(),
-        f"{prefix}:{{{tag.decode()}}}:w".encode(),
-    ]
+    assert len(keys) == 1
+    tag = _TAG.search(keys[0]).group(1)  # type: ignore[union-attr]
+    assert keys == [f"{prefix}:{{{tag.decode()}}}:s".encode()]
+    assert plain.type(keys[0]) == b"hash"
     assert re.fullmatch(rb"[A-Za-z0-9_-]{16}", tag)  # a keyed hash, not the account
 
 
@@ -944,13 +945,12 @@ def test_fifty_accounts_on_the_cluster(
     finally:
         for node in nodes:
             node.close()
-    assert sum(per_node) == 50 * 2 + 50
+    assert sum(per_node) == 50 + 50  # one key per account, one per limiter key
     assert sum(1 for n in per_node if n) > 1, per_node
     assert all(per_node), per_node  # all three nodes hold keys
     assert len(by_tag) == 50
     for keys in by_tag.values():
-        assert sorted(k.rsplit(b":", 1)[1] for k in keys) == [b"s", b"w"]
-        assert len({cluster_client.cluster_keyslot(k) for k in keys}) == 1
+        assert [k.rsplit(b":", 1)[1] for k in keys] == [b"s"]
 
 
 # -- R4.2: nothing in clear on the server ------------------------------------------------------
@@ -1242,26 +1242,23 @@ def test_memory_per_account(plain: redis.Redis, prefix: str, codes: SecurityCode
     assert last.remaining == 0
     assert codes.verify_code(ACCOUNT, _wrong(last.code)).reason == Reason.WRONG_CODE
     keys = _keys(plain, prefix)
-    assert len(keys) == 2
-    assert plain.zcard(keys[1]) == 5
+    assert len(keys) == 1
+    assert len(_window_entries(plain, keys[0])) == 5
     fields = plain.hkeys(keys[0])
     assert sorted(f for f in fields if not f.startswith(b"d:")) == [
-        b"e",
         b"f",
         b"h",
         b"l",
         b"n",
         b"t",
+        b"w",
     ]
     assert sum(f.startswith(b"d:") for f in fields) == 1
-    sizes = {key.rsplit(b":", 1)[1].decode(): plain.memory_usage(key, samples=0) for key in keys}
-    total = sum(sizes.values())
+    assert plain.object("encoding", keys[0]) == b"listpack"  # the compact encoding
+    total = plain.memory_usage(keys[0], samples=0)
     server = plain.info("server")
     name = "valkey" if "valkey_version" in server else "redis"
     version = server.get("valkey_version") or server.get("redis_version")
     allocator = plain.info("memory").get("mem_allocator")
-    print(
-        f"\nMEMORY USAGE per account ({name} {version}, {allocator}): {total} bytes "
-        f"(window :w {sizes['w']}, state :s {sizes['s']})"
-    )
+    print(f"\nMEMORY USAGE per account ({name} {version}, {allocator}): {total} bytes")
     assert total <= MAX_BYTES_PER_ACCOUNT

@@ -98,8 +98,8 @@ class AsyncRedisBackend:
         self, account: str, now: int, limits: Limits, code_hash: bytes
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        args = issue_args(now, limits, new_entry(), code_hash)
-        return outcome(await self._call("issue_code", self._keys.account(account), args))
+        args = issue_args(now, limits, code_hash)
+        return outcome(await self._call("issue_code", self._keys.state(account), args))
 
     async def verify_code(
         self,
@@ -111,7 +111,7 @@ class AsyncRedisBackend:
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
         args = verify_args(now, limits, candidates, device)
-        return outcome(await self._call("verify_code", self._keys.account(account), args))
+        return outcome(await self._call("verify_code", self._keys.state(account), args))
 
     async def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""

@@ -2,10 +2,11 @@
 
 Each store primitive is one Lua script (``lua/*.lua``, each opening with its
 contract), run with EVALSHA by its SHA1, computed here, and loaded with SCRIPT
-LOAD only after a ``NoScriptError``: one round trip per operation. Every key of one account
-carries the account's keyed hash as its hash tag, so a script touches one
-cluster slot. Times travel as ARGV in integer milliseconds; PEXPIRE only
-reclaims memory, ``SLACK_MS`` after the last moment a rule could need a key.
+LOAD only after a ``NoScriptError``: one round trip per operation. An account is one
+hash, named with the account's keyed hash as its hash tag; a limiter key is one sorted
+set: a script touches one key, so one cluster slot. Times travel as ARGV in integer
+milliseconds; PEXPIRE only reclaims memory, ``SLACK_MS`` after the last moment a rule
+could need a key.
 """
 
 from __future__ import annotations
@@ -104,13 +105,8 @@ class KeyNames:
     def __init__(self, prefix: object) -> None:
         self.prefix = check_prefix(prefix)
 
-    def account(self, account: str) -> list[str]:
-        """``[window, state]`` of an account: one hash tag, so one cluster slot."""
-        base = f"{self.prefix}:{{{account}}}:"
-        return [base + "w", base + "s"]
-
     def state(self, account: str) -> list[str]:
-        """``[state]`` of an account."""
+        """``[state]``: the one key of an account (its hash tag: one cluster slot)."""
         return [f"{self.prefix}:{{{account}}}:s"]
 
     def window(self, key: str) -> list[str]:
@@ -119,17 +115,17 @@ class KeyNames:
 
 
 def new_entry() -> str:
-    """A fresh window entry id: 48 random bits, 8 URL-safe characters.
+    """A fresh limiter entry id: 48 random bits, 8 URL-safe characters.
 
-    Ids only need to differ among the few entries of one window (a clash among
-    five live entries has odds of about 1e-14); short ids keep an account small.
+    Ids only need to differ among the entries of one window (a clash among five live
+    entries has odds of about 1e-14); short ids keep a window small.
     """
     return secrets.token_urlsafe(6)
 
 
-def issue_args(now: int, limits: Limits, entry: str, code_hash: bytes) -> list[Any]:
+def issue_args(now: int, limits: Limits, code_hash: bytes) -> list[Any]:
     """ARGV of ``issue_code.lua``."""
-    return [now, limits.code_window, limits.max_unused_codes, entry, code_hash, SLACK_MS]
+    return [now, limits.code_window, limits.max_unused_codes, code_hash, SLACK_MS]
 
 
 def verify_args(

@@ -20,7 +20,57 @@ local function keep(key, ms)
     end
 end
 
--- A window is a sorted set: member = entry id, score = issue time (ms). An entry made at
+-- An account's window is the field w of its state hash: the issue times of its codes that
+-- may still count, sorted, comma-separated, each in hexadecimal ('-' in front if negative):
+-- five fit in 64 bytes, so the hash keeps Redis's compact (listpack) encoding. One key per
+-- account, and no sorted set for five entries. A code's entry is its issue time (field t):
+-- verifying the code removes one occurrence of that time.
+local function packed_time(t)
+    if t < 0 then
+        return '-' .. string.format('%x', -t)
+    end
+    return string.format('%x', t)
+end
+
+local function unpacked_time(x)
+    if string.sub(x, 1, 1) == '-' then
+        return -tonumber(string.sub(x, 2), 16)
+    end
+    return tonumber(x, 16)
+end
+
+-- the entries of w that still count (t > cut), packed, and their times, in order
+local function entries_counting(w, cut)
+    local entries, times = {}, {}
+    if w then
+        for x in string.gmatch(w, '[^,]+') do
+            local t = unpacked_time(x)
+            if t > cut then
+                entries[#entries + 1] = x
+                times[#times + 1] = t
+            end
+        end
+    end
+    return entries, times
+end
+
+-- w without one occurrence of the time t, or nil if nothing is left
+local function entry_released(w, t)
+    local mine, entries, found = packed_time(t), {}, false
+    for x in string.gmatch(w or '', '[^,]+') do
+        if x == mine and not found then
+            found = true
+        else
+            entries[#entries + 1] = x
+        end
+    end
+    if #entries == 0 then
+        return nil
+    end
+    return table.concat(entries, ',')
+end
+
+-- A limiter window is a sorted set: member = entry id, score = issue time (ms). An entry made at
 -- t counts at every now with now < t + window.
 -- returns 1, entries counting after (added) or 0, issue time of the oldest counting (refused)
 local function window_hit(key, now, window, limit, member, slack)

@@ -1,6 +1,5 @@
 -- verify_code.lua: verify_code after the format check (R2.2-R2.6), trusting a device (R3.1).
--- KEYS[1]  the account's window (sorted set)
--- KEYS[2]  the account's state (hash, fields as in issue_code.lua)
+-- KEYS[1]  the account's state (hash, fields as in issue_code.lua)
 -- ARGV[1]  now, ms since the epoch
 -- ARGV[2]  code_window, ms
 -- ARGV[3]  code_ttl, ms
@@ -15,9 +14,9 @@
 --          (0, 0) verified   (2, lock end) locked   (3, 0) no code   (4, 0) expired
 --          (5, code failures) wrong code   (6, 0) too many attempts (code burned)
 --          (7, lock end) this guess locked the account (code burned)
-local st = KEYS[2]
+local st = KEYS[1]
 local now = tonumber(ARGV[1])
-local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'e', 'n', 'l')
+local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'w', 'n', 'l')
 local lock = tonumber(s[1] or '0')
 if now < lock then
     return outcome(2, lock)
@@ -28,7 +27,7 @@ if not hash then
 end
 local issued = tonumber(s[3])
 if now >= issued + tonumber(ARGV[2]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HDEL', st, 'h', 't', 'f')
     return outcome(3, 0)
 end
 if now >= issued + tonumber(ARGV[3]) then
@@ -46,8 +45,13 @@ for i = 10, #ARGV do
     end
 end
 if matched then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l')
-    redis.call('ZREM', KEYS[1], s[5])
+    local w = entry_released(s[5], issued)  -- R2.5: a used code stops counting (R1.4)
+    if w then
+        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l')
+        redis.call('HSET', st, 'w', w)
+    else
+        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l', 'w')
+    end
     local device = ARGV[9]
     if device ~= '' then
         local trust = tonumber(ARGV[7])
@@ -66,13 +70,13 @@ end
 local code_failures = tonumber(s[4]) + 1
 failures = failures + 1
 if failures >= tonumber(ARGV[5]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HDEL', st, 'h', 't', 'f')
     redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
     keep(st, lockout + slack)
     return outcome(7, now + lockout)
 end
 if code_failures >= tonumber(ARGV[4]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HDEL', st, 'h', 't', 'f')
     redis.call('HSET', st, 'n', failures, 'l', now)
     keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
     return outcome(6, 0)
