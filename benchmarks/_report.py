@@ -7,6 +7,7 @@ Case ids are ``store/face/workload/concurrency/subject/op``, e.g.
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,24 @@ def _rate(cases: dict[str, Any], k: str | None) -> float | None:
     return float(c["ops_per_s"])
 
 
+def _ratio(cases: dict[str, Any], num: str | None, den: str | None) -> float | None:
+    """``num`` / ``den``: the median of their per-turn ratios when both ran the same turns.
+
+    Cases of a group run in turns (all once, then all again), so turn i of one case and
+    turn i of another were measured seconds apart: the ratio of that pair cancels a
+    slow or fast spell of this shared machine that the ratio of two medians taken over
+    different turns does not. Falls back to the ratio of the medians.
+    """
+    a, b = _rate(cases, num), _rate(cases, den)
+    if a is None or b is None:
+        return None
+    ra = cases[num].get("repeats_ops_per_s") or []  # type: ignore[index]
+    rb = cases[den].get("repeats_ops_per_s") or []  # type: ignore[index]
+    if len(ra) == len(rb) >= 2 and all(ra) and all(rb):
+        return statistics.median(x / y for x, y in zip(ra, rb, strict=True))
+    return a / b
+
+
 def _target(
     cases: dict[str, Any],
     tid: str,
@@ -47,8 +66,7 @@ def _target(
     *,
     primary: bool,
 ) -> dict[str, Any]:
-    a, b = _rate(cases, num), _rate(cases, den)
-    value = None if a is None or b is None else a / b
+    value = _ratio(cases, num, den)
     if value is None:
         status = "not measured"
     elif threshold is None:
@@ -205,13 +223,14 @@ def ratios(cases: dict[str, Any], bench: dict[str, Any]) -> list[dict[str, Any]]
                 base.append(("limits_moving", "hit_allowed"))
             base += [("raw_evalsha", "floor"), ("raw_ping", "floor")]
             for b in base:
-                if b in rates:
+                value = _ratio(cases, key(*g, "ours", op), key(*g, *b)) if b in rates else None
+                if value is not None:
                     out.append(
                         {
                             "group": "/".join(g),
                             "ours": op,
                             "baseline": f"{b[0]}/{b[1]}",
-                            "value": round(r / rates[b], 3),
+                            "value": round(value, 3),
                         }
                     )
             rb = bench.get(store) or {}
@@ -314,8 +333,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Every case runs the same workload for every subject: limit 5 per hour, the same key "
         "names, the real clock; round-robin over the accounts; each case is measured in turns "
-        "with the others of its group and reports the median throughput of its turns; latency "
-        "percentiles come from a second phase that times every call on its own.",
+        "with the others of its group and reports the median throughput of its turns; a ratio "
+        "of two cases is the median of their per-turn ratios (turn i of both, measured seconds "
+        "apart); latency percentiles come from a second phase that times every call on its "
+        "own.",
         "",
         "## Targets",
         "",
