@@ -1246,6 +1246,7 @@ def test_memory_per_account(plain: redis.Redis, prefix: str, codes: SecurityCode
     assert len(_window_entries(plain, keys[0])) == 5
     fields = plain.hkeys(keys[0])
     assert sorted(f for f in fields if not f.startswith(b"d:")) == [
+        b"e",
         b"f",
         b"h",
         b"l",

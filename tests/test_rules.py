@@ -177,6 +177,21 @@ def test_r1_2_entry_counts_while_s_before_t_plus_window(harness: Harness, clock:
     assert codes.request_code(ACCOUNT) == refused(Reason.TOO_MANY_CODES, retry_after=MS)
 
 
+def test_r1_2_same_code_twice_in_one_millisecond_counts_twice(
+    harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R1.2 'each request_code that issues a code adds an entry': even when two requests
+    of one millisecond draw the same code (a store must not take the second for a
+    client retry of the first)."""
+    import ameli_otp._core
+
+    monkeypatch.setattr(ameli_otp._core.secrets, "randbelow", lambda n: 123456 % n)
+    codes = harness.codes()
+    results = [codes.request_code(ACCOUNT) for _ in range(6)]
+    assert [r.remaining for r in results[:5]] == [4, 3, 2, 1, 0]  # type: ignore[union-attr]
+    assert results[5] == refused(Reason.TOO_MANY_CODES, retry_after=WINDOW)
+
+
 def test_r1_2_request_at_exactly_one_window_counts_again_free(
     harness: Harness, clock: FakeClock
 ) -> None:

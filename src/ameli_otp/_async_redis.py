@@ -98,7 +98,7 @@ class AsyncRedisBackend:
         self, account: str, now: int, limits: Limits, code_hash: bytes
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        args = issue_args(now, limits, code_hash)
+        args = issue_args(now, limits, new_entry(), code_hash)
         return outcome(await self._call("issue_code", self._keys.state(account), args))
 
     async def verify_code(

@@ -115,17 +115,18 @@ class KeyNames:
 
 
 def new_entry() -> str:
-    """A fresh limiter entry id: 48 random bits, 8 URL-safe characters.
+    """A fresh id, 48 random bits in 8 URL-safe characters: a limiter entry, or a request.
 
-    Ids only need to differ among the entries of one window (a clash among five live
-    entries has odds of about 1e-14); short ids keep a window small.
+    Ids only need to differ among the entries of one window, or from the one request
+    before on the same account (a clash among five has odds of about 1e-14); short ids
+    keep keys small.
     """
     return secrets.token_urlsafe(6)
 
 
-def issue_args(now: int, limits: Limits, code_hash: bytes) -> list[Any]:
-    """ARGV of ``issue_code.lua``."""
-    return [now, limits.code_window, limits.max_unused_codes, code_hash, SLACK_MS]
+def issue_args(now: int, limits: Limits, request: str, code_hash: bytes) -> list[Any]:
+    """ARGV of ``issue_code.lua``; ``request`` is a fresh ``new_entry()``, to spot a retry."""
+    return [now, limits.code_window, limits.max_unused_codes, request, code_hash, SLACK_MS]
 
 
 def verify_args(

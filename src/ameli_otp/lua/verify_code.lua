@@ -27,7 +27,7 @@ if not hash then
 end
 local issued = tonumber(s[3])
 if now >= issued + tonumber(ARGV[2]) then
-    redis.call('HDEL', st, 'h', 't', 'f')
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
     return outcome(3, 0)
 end
 if now >= issued + tonumber(ARGV[3]) then
@@ -47,10 +47,10 @@ end
 if matched then
     local w = entry_released(s[5], issued)  -- R2.5: a used code stops counting (R1.4)
     if w then
-        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l')
+        redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l')
         redis.call('HSET', st, 'w', w)
     else
-        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l', 'w')
+        redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l', 'w')
     end
     local device = ARGV[9]
     if device ~= '' then
@@ -70,13 +70,13 @@ end
 local code_failures = tonumber(s[4]) + 1
 failures = failures + 1
 if failures >= tonumber(ARGV[5]) then
-    redis.call('HDEL', st, 'h', 't', 'f')
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
     redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
     keep(st, lockout + slack)
     return outcome(7, now + lockout)
 end
 if code_failures >= tonumber(ARGV[4]) then
-    redis.call('HDEL', st, 'h', 't', 'f')
+    redis.call('HDEL', st, 'h', 't', 'f', 'e')
     redis.call('HSET', st, 'n', failures, 'l', now)
     keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
     return outcome(6, 0)
