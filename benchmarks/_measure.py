@@ -35,6 +35,7 @@ __all__ = [
     "measure_sync",
     "measure_tasks",
     "measure_threads",
+    "throughput_sync",
 ]
 
 
@@ -179,6 +180,12 @@ def _sync_phase(chunks: Iterator[Chunk], budget: Budget, res: CaseResult, latenc
         ops += len(items)
     res.ops += ops
     return ops / timed if timed > 0 else 0.0
+
+
+def throughput_sync(chunks: Iterator[Chunk], seconds: float) -> float:
+    """Ops/s of one short throughput phase, recorded nowhere (for paired slices)."""
+    scratch = CaseResult("", "", "", "", "", "")
+    return _sync_phase(chunks, Budget(seconds), scratch, latency=False)
 
 
 def measure_sync(chunks: Iterator[Chunk], budget: Budget, res: CaseResult) -> CaseResult:

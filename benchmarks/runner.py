@@ -17,6 +17,7 @@ import functools
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from ._measure import (
     measure_sync,
     measure_tasks,
     measure_threads,
+    throughput_sync,
 )
 from ._profile import profile_chunks, pyspy
 from ._subjects import (
@@ -64,6 +66,7 @@ from ._subjects import (
 __all__ = ["MODES", "Mode", "main"]
 
 STORES = ("memory", "redis", "cluster")
+PAIR_SLICE_S = 0.04  # timed seconds of one side of a paired round
 TEN_K = 10_000
 
 
@@ -85,25 +88,25 @@ class Mode:
     big_n: int = 1_000_000
     threads: int = 16
     tasks: int = 50
+    pairs: int = 0  # rounds of tightly paired slices for the primary targets (0: none)
 
 
 MODES = {
     # a few dozen ops per case: checks that every case runs and the outputs are complete
     "smoke": Mode(
         "smoke", Budget(0.05, 40, 1), None, None, Budget(0.05, 4, 1),
-        50, 20, 2000, 0, 0, 0,
+        50, 20, 2000, 0, 0, 0, pairs=2,
     ),
     # CI: 10,000 accounts only, one turn per case; under a minute
     "quick": Mode(
         "quick", Budget(0.08, None, 1), None, None, Budget(0.15, None, 1),
-        500, 200, 10_000, 5000, 300, 0,
+        500, 200, 10_000, 5000, 300, 0, pairs=3,
     ),
-    # the numbers of record: nine turns per 10,000-account case (the median of nine per-turn
-    # ratios: on this shared machine one turn's ratio can be off by a third), five for
-    # 1,000,000 accounts; about eight minutes on 2 cores, under ten
+    # the numbers of record: five turns per case, and the primary targets' ratios from 40
+    # tightly paired rounds (see Runner.paired); about eight minutes on 2 cores, under ten
     "full": Mode(
-        "full", Budget(0.15, None, 9), Budget(0.1, None, 3), Budget(0.15, None, 5),
-        Budget(0.5, None, 2), 2000, 1000, 100_000, 30_000, 1500, 2.0,
+        "full", Budget(0.15, None, 5), Budget(0.1, None, 3), Budget(0.15, None, 5),
+        Budget(0.5, None, 2), 2000, 1000, 100_000, 30_000, 1500, 2.0, pairs=40,
     ),
 }  # fmt: skip
 
@@ -120,6 +123,7 @@ class Case:
     res: CaseResult
     step: Callable[[Budget], Any]
     settle: Callable[[], object] | None = None
+    rate: Callable[[float], float] | None = None  # ops/s of one short slice (sync cases)
 
 
 Factory = Callable[[str], Iterator[Chunk]]  # tag -> fresh chunks (tag keeps keys apart)
@@ -190,7 +194,12 @@ class Run:
         self.recipes[res.key] = (kit, face, factory)
         settle = kit.settle.get(subject)
         if face == "sync":
-            return Case(res, lambda b: measure_sync(chunks, b, res), settle)
+            return Case(
+                res,
+                lambda b: measure_sync(chunks, b, res),
+                settle,
+                lambda seconds: throughput_sync(chunks, seconds),
+            )
         return Case(res, lambda b: kit.runner.run(measure_async(chunks, b, res)), settle)
 
     def interleave(self, cases: list[Case], budget: Budget, what: str) -> None:
@@ -226,6 +235,50 @@ class Run:
             elif c.res.unexpected:
                 self.log(f"  ! {c.res.key}: {c.res.unexpected} unexpected results")
         self.results.extend(c.res for c in cases)
+
+    def paired(self, cases: list[Case], rounds: int, what: str) -> None:
+        """The primary targets' ratios again, from tightly alternated short slices.
+
+        Turns put seconds between two cases of a ratio, and this shared machine's speed
+        moves on that scale (the raw EVALSHA floor's turns spread over 2x). Here each
+        round times a slice of ours, then a slice of the baseline, then ours again
+        (ABA: the baseline sits between the two halves of ours), ``rounds`` times;
+        the ratio is the median over the rounds, stored on ours' case as ``paired``.
+        """
+        by_id = {c.res.key: c for c in cases}
+        pairs = [
+            (t["num"], t["den"])
+            for t in _report.targets(dict.fromkeys(by_id), {}, {})
+            if t["primary"] and t["num"] in by_id and t["den"] in by_id
+        ]
+        self.log(f"{what}: {len(pairs)} ratios x {rounds} paired rounds")
+        for num, den in pairs:
+            a, b = by_id[num], by_id[den]
+            if a.rate is None or b.rate is None or a.res.error or b.res.error:
+                continue
+
+            def timed(c: Case, seconds: float) -> float:
+                assert c.rate is not None  # checked above
+                rate = c.rate(seconds)
+                if c.settle is not None:  # untimed: what it left running in the background
+                    c.settle()
+                return rate
+
+            ratios = []
+            for _ in range(rounds):
+                first = timed(a, PAIR_SLICE_S / 2)
+                base = timed(b, PAIR_SLICE_S)
+                second = timed(a, PAIR_SLICE_S / 2)
+                if first and base and second:
+                    ratios.append((first + second) / 2 / base)
+            if ratios:
+                q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+                a.res.extra.setdefault("paired", {})[den] = {
+                    "ratio": round(statistics.median(ratios), 3),
+                    "q1": round(q[0], 3),
+                    "q3": round(q[2], 3),
+                    "rounds": len(ratios),
+                }
 
     def single_cases(self, kit: Kit, wl: str, n: int) -> list[Case]:
         """Every call of every subject, one thread or task, ``n`` accounts round-robin."""
@@ -353,7 +406,10 @@ class Run:
         mode = self.mode
         if mode.hot is not None:
             self.interleave(self.single_cases(kit, "hot", 1), mode.hot, f"{kit.store}: hot")
-        self.interleave(self.single_cases(kit, "10k", TEN_K), mode.single, f"{kit.store}: 10k")
+        single = self.single_cases(kit, "10k", TEN_K)
+        self.interleave(single, mode.single, f"{kit.store}: 10k")
+        if mode.pairs:
+            self.paired(single, mode.pairs, f"{kit.store}: 10k")
         self.concurrent(kit, TEN_K)
 
     def memory_big(self) -> None:

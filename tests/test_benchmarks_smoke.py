@@ -71,6 +71,9 @@ def test_memory(tmp_path: Path) -> None:
     for tid in ("memory_hit_allowed_vs_limits_moving", "memory_hit_refused_vs_floor_deque"):
         assert targets[tid]["status"] in ("met", "missed")
         assert targets[tid]["value"] > 0
+        # a primary target's ratio comes from the tightly paired rounds
+        assert targets[tid]["paired"]["rounds"] == 2
+        assert targets[tid]["value"] == targets[tid]["paired"]["ratio"]
     assert targets["redis_sync_hit_allowed_vs_raw_evalsha"]["status"] == "not measured"
     assert report["memory_per_account"]["memory"]["ours_account_bytes"] > 0
     assert any(r["baseline"] == "limits_moving/hit_allowed" for r in report["ratios"])
@@ -91,6 +94,8 @@ def test_redis(tmp_path: Path) -> None:
     assert "redis/sync/10k/single/ladder/L4_ours_hit" in cases
     targets = {t["id"]: t for t in report["targets"]}
     assert targets["redis_sync_request_code_vs_raw_evalsha"]["status"] in ("met", "missed")
+    assert targets["redis_sync_request_code_vs_raw_evalsha"]["paired"]["rounds"] == 2
+    assert targets["redis_async_request_code_vs_raw_evalsha"]["paired"] is None  # turns only
     assert targets["redis_bytes_per_account"]["status"] in ("met", "missed")
     assert report["meta"]["redis_server"]["redis"]
     bench = report["redis_benchmark"]["redis"]
