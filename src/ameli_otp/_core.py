@@ -20,7 +20,7 @@ from ._policy import Policy, duration_ms, positive_int
 __all__ = ["Clock", "CodesCore", "LimiterCore"]
 
 Clock = Callable[[], float]
-_FAR = 1e13  # seconds: a float clock reading within this is finite and rounds exactly
+_FAR = 1e13  # seconds: a float reading within this is finite, so round() cannot fail
 
 
 def system_clock() -> float:
