@@ -65,11 +65,12 @@ class AsyncRedisBackend:
         routes EVALSHA by its keys, SCRIPT LOAD to every primary).
         """
         try:
+            command = ("EVALSHA", SHAS[name], len(keys), *keys, *args)
             try:
-                return await self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+                return await self._execute(*command)
             except NoScriptError:
                 await self._execute("SCRIPT LOAD", SOURCES[name])
-                return await self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+                return await self._execute(*command)
         except Exception as exc:
             raise backend_error(name, exc) from exc
 

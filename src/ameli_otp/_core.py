@@ -139,7 +139,7 @@ class CodesCore:
 class LimiterCore:
     """The part of ``SlidingWindowLimiter`` that is the same for both faces."""
 
-    __slots__ = ("_clock", "_keys", "_prefix", "limit", "window")
+    __slots__ = ("_clock", "_keys", "_label", "_prefix", "limit", "window")
     # _clock is None for the system clock: key_now then reads time.time() itself, one
     # call less on the hottest path (looked up at each call, so freezegun still works)
 
@@ -155,7 +155,8 @@ class LimiterCore:
             raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be non-empty and without ':', got {namespace!r}")
-        self._prefix = namespace + ":"
+        self._prefix = namespace + ":"  # stored names without a secret: "namespace:key"
+        self._label = b"limiter:" + namespace.encode()  # with one: keyed under this label
 
     def key(self, key: object) -> str:
         """The stored name of a valid key: a keyed hash when the limiter has a secret."""
@@ -169,7 +170,7 @@ class LimiterCore:
                 except UnicodeEncodeError:
                     raise ValueError("key must be valid UTF-8 (no lone surrogates)") from None
             return self._prefix + key
-        return self._keys.name(b"limiter:" + self._prefix[:-1].encode(), key)
+        return self._keys.name(self._label, key)
 
     def key_now(self, key: object) -> tuple[str, int]:
         """``(stored name, now)``: what every limiter call starts with.

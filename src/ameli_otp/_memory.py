@@ -103,7 +103,7 @@ class MemoryBackend:
             if table.get(key) is not rec:
                 continue  # reset or replaced since
             if rec.span and rec.data:  # a window: its newest entry counts until t + span
-                rec.until = max(rec.until, (rec.data[-1] >> rules.TAG_BITS) + rec.span)
+                rec.until = max(rec.until, rules.entry_time(rec.data[-1]) + rec.span)
             if rec.until <= now:
                 del table[key]
             else:

@@ -65,11 +65,12 @@ class RedisBackend:
         routes EVALSHA by its keys, SCRIPT LOAD to every primary).
         """
         try:
+            command = ("EVALSHA", SHAS[name], len(keys), *keys, *args)
             try:
-                return self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+                return self._execute(*command)
             except NoScriptError:
                 self._execute("SCRIPT LOAD", SOURCES[name])
-                return self._execute("EVALSHA", SHAS[name], len(keys), *keys, *args)
+                return self._execute(*command)
         except Exception as exc:
             raise backend_error(name, exc) from exc
 

@@ -104,6 +104,11 @@ def entry_of(t: int, seq: int) -> int:
     return (t << TAG_BITS) | (seq & TAG_MASK)
 
 
+def entry_time(entry: int) -> int:
+    """When ``entry`` was made (ms)."""
+    return entry >> TAG_BITS
+
+
 def window_hit(
     entries: list[int], now: int, window: int, limit: int, entry: int
 ) -> tuple[bool, int]:
@@ -128,7 +133,7 @@ def window_count(entries: list[int], now: int, window: int) -> tuple[int, int]:
     """``(entries counting at now, t of the oldest counting or 0)``, without changing anything."""
     i = bisect_left(entries, (now - window + 1) << TAG_BITS)
     n = len(entries) - i
-    return n, (entries[i] >> TAG_BITS if n else 0)
+    return n, (entry_time(entries[i]) if n else 0)
 
 
 def window_release(entries: list[int], entry: int) -> None:
