@@ -1330,6 +1330,31 @@ def test_r5_2_store_expiry_never_forgets_what_a_rule_needs(
     assert codes.is_trusted_device("trusted", token, FP) is True
 
 
+def test_r5_2_limiter_window_is_kept_while_its_newest_entry_counts(
+    harness: Harness, clock: FakeClock
+) -> None:
+    """R5.2 for a limiter key whose entries were made at different times: the store may
+    not forget it when its first entry stops counting, only when its newest does."""
+    limiter = harness.limiter(limit=2, window=WINDOW)
+    start = clock.now()
+    assert limiter.hit("k").allowed
+    clock.set(start + WINDOW - timedelta(minutes=10))
+    assert limiter.hit("k").allowed
+
+    def churn(tag: str) -> None:  # many writes to other keys: a store reclaims on writes
+        for i in range(30):
+            limiter.hit(f"churn-{tag}-{i}")
+
+    clock.set(start + WINDOW + MS)  # the first entry has stopped counting, the second has not
+    churn("a")
+    assert limiter.peek("k").remaining == 1
+    clock.set(start + 2 * WINDOW - timedelta(minutes=10) - MS)
+    churn("b")
+    assert limiter.peek("k").remaining == 1
+    assert limiter.hit("k").allowed
+    assert not limiter.hit("k").allowed
+
+
 # -- the limiter on its own (API.md) -----------------------------------------------------------
 def test_limiter_hit_allowed_fields(harness: Harness) -> None:
     """API 'hit, allowed: True, limit minus entries counting after this one, None, the entry id'"""
