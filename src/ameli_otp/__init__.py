@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._async_facade import AsyncSecurityCodes, AsyncSlidingWindowLimiter
-from ._errors import BackendError, StoreFullError
+from ._errors import BackendError, ConfigurationError, StoreFullError
 from ._facade import SecurityCodes, SlidingWindowLimiter
 from ._memory import AsyncMemoryBackend, MemoryBackend
 from ._policy import Policy
@@ -26,6 +26,7 @@ __all__ = [
     "AsyncSecurityCodes",
     "AsyncSlidingWindowLimiter",
     "BackendError",
+    "ConfigurationError",
     "Decision",
     "Issued",
     "MemoryBackend",

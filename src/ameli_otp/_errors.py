@@ -7,7 +7,7 @@ exceptions.
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "StoreFullError"]
+__all__ = ["BackendError", "ConfigurationError", "StoreFullError"]
 
 
 class BackendError(Exception):
@@ -24,4 +24,15 @@ class StoreFullError(BackendError):
 
     Evicting a live record would silently reset someone's limit or lock, so a
     full :class:`~ameli_otp.MemoryBackend` refuses new records instead.
+    """
+
+
+class ConfigurationError(ValueError):
+    """A store was set up in a way that cannot keep the rules (RULES R8.2, R8.4).
+
+    Raised before the operation touches anything: a Redis server whose
+    ``maxmemory-policy`` may evict keys (an attacker who fills memory would lift
+    locks and limits), or a :class:`~ameli_otp.MemoryBackend` used in a child
+    process after ``fork`` (each process would enforce its own limits). The
+    message names the setting and how to fix it.
     """
