@@ -197,7 +197,11 @@ class Rig:
 def rig(
     request: pytest.FixtureRequest, own_server: servers.Server, observer: redis.Redis, prefix: str
 ) -> Iterator[Rig]:
-    """Facades over a counting client, every script already loaded on the server."""
+    """Facades over a counting client, every script already loaded on the server.
+
+    One warm-up call first: the first operation of a store in a process also asks the
+    server its eviction policy (R8.2, tests/test_faults.py); every later one is one trip.
+    """
     for name in SCRIPTS:  # a SCRIPT LOAD after NoScriptError must not count as a round trip
         observer.script_load(script_source(name))
     clock = FakeClock()
@@ -207,6 +211,7 @@ def rig(
         limiter = SlidingWindowLimiter(
             backend, limit=5, window=HOUR, clock=clock, secret=SECRET, namespace="ip"
         )
+        limiter.peek("warm-up")
         yield Rig(SecurityCodes(backend, secret=SECRET, clock=clock), limiter, client, clock)
         client.close()
         return
@@ -217,6 +222,7 @@ def rig(
         abackend, limit=5, window=HOUR, clock=clock, secret=SECRET, namespace="ip"
     )
     acodes = AsyncSecurityCodes(abackend, secret=SECRET, clock=clock)
+    loop.run_until_complete(alimiter.peek("warm-up"))
     yield Rig(SyncFace(acodes, loop), SyncFace(alimiter, loop), aclient, clock)
     loop.run_until_complete(aclient.aclose())
     loop.close()
@@ -456,13 +462,14 @@ def test_bad_arguments_cost_no_round_trip(rig: Rig, observer: redis.Redis) -> No
 def test_script_flush_between_calls_standalone(
     own_server: servers.Server, observer: redis.Redis, prefix: str
 ) -> None:
-    """register_script reloads on NoScriptError: EVALSHA, SCRIPT LOAD, EVALSHA; no error."""
+    """A script the server lacks is loaded and run again: EVALSHA, SCRIPT LOAD, EVALSHA."""
     client = CountingRedis(port=own_server.port)
     clock = FakeClock()
     backend = RedisBackend(client, prefix=prefix)
     codes = SecurityCodes(backend, secret=SECRET, clock=clock)
     limiter = SlidingWindowLimiter(backend, limit=2, window=HOUR, clock=clock)
     try:
+        limiter.peek("warm-up")  # the first operation also checks the eviction policy (R8.2)
         state: dict[str, Any] = {}
 
         def request() -> Any:
@@ -564,7 +571,7 @@ def test_script_flush_between_calls_cluster(
             node.close()
 
 
-# -- a retried EVALSHA (the client's retry after a lost reply) only errs on the strict side -------
+# -- R8.1: a retried EVALSHA (the client's retry after a lost reply) changes nothing twice --------
 
 
 class ReplayingRedis(redis.Redis):
@@ -572,6 +579,7 @@ class ReplayingRedis(redis.Redis):
 
     What a client retry does when the reply to a script that did run was lost (a
     timeout, a reset connection): the same script with the same ARGV runs again.
+    tests/test_faults.py does the same through a real reply-dropping proxy.
     """
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -580,10 +588,9 @@ class ReplayingRedis(redis.Redis):
         return super().execute_command(*args, **options)
 
 
-def test_a_replayed_script_never_turns_into_an_acceptance(
+def test_r8_1_a_replayed_script_returns_the_first_outcome_and_changes_nothing(
     own_server: servers.Server, plain: redis.Redis, prefix: str, clock: FakeClock
 ) -> None:
-    """docs/redis.md, retries: a replay may cost a slot or a guess, never accept more."""
     replaying = ReplayingRedis(port=own_server.port)
     try:
         retried = RedisBackend(replaying, prefix=prefix)
@@ -591,8 +598,7 @@ def test_a_replayed_script_never_turns_into_an_acceptance(
         honest = SecurityCodes(RedisBackend(plain, prefix=prefix), secret=SECRET, clock=clock)
         limiter = SlidingWindowLimiter(retried, limit=5, window=HOUR, clock=clock)
 
-        # request_code: the replay finds its own code (same hash, same time) and changes
-        # nothing: the caller gets exactly what it would have got without the retry
+        # request_code: each replay finds its request id and changes nothing
         results = [codes.request_code(ACCOUNT) for _ in range(5)]
         assert [r.remaining for r in results] == [4, 3, 2, 1, 0]
         (state,) = _keys(plain, prefix)
@@ -600,20 +606,36 @@ def test_a_replayed_script_never_turns_into_an_acceptance(
         assert honest.request_code(ACCOUNT) == Refused(Reason.TOO_MANY_CODES, retry_after=HOUR)
         assert honest.verify_code(ACCOUNT, results[4].code) == Verified()  # the code it was given
 
-        # verify_code, right code: the first run consumed it, the caller is told NO_CODE
+        # verify_code, right code: consumed by the first run, Verified to its replay, with
+        # the same device token, and the device is trusted
         clock.advance(hours=1)
         code = honest.request_code(OTHER_ACCOUNT).code
-        assert codes.verify_code(OTHER_ACCOUNT, code) == Refused(Reason.NO_CODE)
-        # verify_code, wrong code: one guess counts twice
+        verified = codes.verify_code(OTHER_ACCOUNT, code, remember_device=True, fingerprint=FP)
+        assert isinstance(verified, Verified)
+        assert honest.is_trusted_device(OTHER_ACCOUNT, verified.device_token, FP)
+        assert honest.verify_code(OTHER_ACCOUNT, code) == Refused(Reason.NO_CODE)
+
+        # verify_code, wrong code: each guess counts once (3 per code, not 2)
         code = honest.request_code(OTHER_ACCOUNT).code
-        assert codes.verify_code(OTHER_ACCOUNT, _wrong(code)) == Refused(
-            Reason.WRONG_CODE, attempts_left=1
-        )
+        left = [codes.verify_code(OTHER_ACCOUNT, _wrong(code)) for _ in range(2)]
+        assert [r.attempts_left for r in left] == [2, 1]
         assert honest.verify_code(OTHER_ACCOUNT, code) == Verified()  # still the user's code
 
-        # the limiter: one fewer left, never one more
-        assert [limiter.hit("k").remaining for _ in range(4)] == [3, 2, 1, 0]
-        assert not limiter.hit("k").allowed  # the fifth hit counted, and was refused
+        # 10 wrong guesses lock the account, never fewer; the locking guess's replay says so
+        reasons = []
+        for guess in range(10):
+            if guess % 3 == 0:  # a new code every 3 guesses (3 attempts per code)
+                code = honest.request_code(ACCOUNT).code
+            reasons.append(codes.verify_code(ACCOUNT, _wrong(code)).reason)
+        wrong, burned = Reason.WRONG_CODE, Reason.TOO_MANY_ATTEMPTS
+        assert reasons == [wrong, wrong, burned] * 3 + [Reason.ACCOUNT_LOCKED]
+        assert honest.request_code(ACCOUNT) == Refused(
+            Reason.ACCOUNT_LOCKED, retry_after=timedelta(hours=24)
+        )
+
+        # the limiter: each hit counts once
+        assert [limiter.hit("k").remaining for _ in range(5)] == [4, 3, 2, 1, 0]
+        assert not limiter.hit("k").allowed
     finally:
         replaying.close()
 
@@ -1246,11 +1268,11 @@ def test_memory_per_account(plain: redis.Redis, prefix: str, codes: SecurityCode
     assert len(_window_entries(plain, keys[0])) == 5
     fields = plain.hkeys(keys[0])
     assert sorted(f for f in fields if not f.startswith(b"d:")) == [
-        b"e",
         b"f",
         b"h",
         b"l",
         b"n",
+        b"r",
         b"t",
         b"w",
     ]

@@ -7,9 +7,14 @@ from typing import Any, NamedTuple
 
 import attrs
 
-__all__ = ["Limits", "Policy"]
+__all__ = ["SLACK_MS", "Limits", "Policy"]
 
 _MS = timedelta(milliseconds=1)
+
+#: ms a store keeps a record past the last moment a rule could need it (Redis PEXPIRE,
+#: the memory store's reclaim): covers clock skew between app servers, and a clock
+#: that went ahead and came back (RULES R5.2, R8.4)
+SLACK_MS = 60_000
 
 
 class Limits(NamedTuple):

@@ -9,21 +9,35 @@ from __future__ import annotations
 from typing import Any
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.retry import Retry
 
-from ._policy import Limits
+from ._errors import BackendError, ConfigurationError
+from ._policy import Limits, positive_int
 from ._redis_common import (
+    CONNECT_TIMEOUT,
+    MAX_CONNECTIONS,
+    POOL_TIMEOUT,
     SHAS,
     SLACK_MS,
+    SOCKET_TIMEOUT,
     SOURCES,
+    Gate,
     KeyNames,
     backend_error,
     check_client,
+    check_memory_policy,
+    check_timeout,
+    config_refused,
+    describe,
     issue_args,
+    may_have_run,
     new_entry,
     outcome,
     pair,
+    track,
     verify_args,
 )
 
@@ -31,21 +45,96 @@ __all__ = ["RedisBackend"]
 
 
 class RedisBackend:
-    """A store on Redis (>= 6.2) or Valkey (>= 7.2), standalone or cluster.
+    """A store on Redis or Valkey, standalone or cluster (versions: docs/redis.md).
 
     ``client`` is a ``redis.Redis`` or a ``redis.cluster.RedisCluster``; all keys
     start with ``prefix``. Every operation is one EVALSHA; any failure of the
-    client or the server raises :class:`~ameli_otp.BackendError`.
+    client or the server raises :class:`~ameli_otp.BackendError`. Before its first
+    operation in each process the store checks that the server never evicts keys
+    (``ConfigurationError`` otherwise, unless ``allow_eviction=True``: RULES R8.2).
+
+    :meth:`from_url` builds the client the library recommends (timeouts, pool, one
+    replay-safe retry); a client of your own keeps its own settings (docs/redis.md).
     """
 
-    __slots__ = ("_client", "_execute", "_keys")
+    __slots__ = (
+        "__weakref__",
+        "_allow_eviction",
+        "_checked",
+        "_client",
+        "_execute",
+        "_gate",
+        "_keys",
+    )
 
-    def __init__(self, client: Redis | RedisCluster, prefix: str = "ameli-otp") -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        prefix: str = "ameli-otp",
+        *,
+        allow_eviction: bool = False,
+    ) -> None:
         check_client(client, want_async=False)
+        if not isinstance(allow_eviction, bool):
+            raise TypeError(f"allow_eviction must be a bool, not {type(allow_eviction).__name__}")
         self._client = client
         self._keys = KeyNames(prefix)
         # typed through Any: redis-py leaves RedisCluster.execute_command untyped
         self._execute: Any = client.execute_command
+        self._allow_eviction = allow_eviction
+        self._checked = allow_eviction  # the server's eviction policy, once per process
+        self._gate: Gate | None = None  # from_url: calls in flight, and one replay-safe retry
+        track(self)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "ameli-otp",
+        cluster: bool = False,
+        max_connections: int = MAX_CONNECTIONS,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        pool_timeout: float = POOL_TIMEOUT,
+        allow_eviction: bool = False,
+        **redis_options: Any,
+    ) -> RedisBackend:
+        """A store on a client built the way the library recommends (RULES R8.3).
+
+        ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://`` for TLS);
+        ``cluster=True`` for Redis Cluster (any node's URL). At most ``max_connections``
+        calls are in flight (per node on a cluster); a burst waits up to
+        ``pool_timeout`` s for a free one instead of failing. redis-py's own retries
+        are off: a connection that cannot be opened within ``connect_timeout`` s
+        fails at once with ``BackendError``; a call whose reply is lost or late
+        (``socket_timeout`` s) is sent once more, which the scripts recognise and never
+        count twice (R8.1). ``redis_options`` go to redis-py as they are (``password``,
+        ``ssl_ca_certs``, ``protocol``...). Nothing is sent before the first operation.
+        """
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, not {type(url).__name__}")
+        if not isinstance(cluster, bool):
+            raise TypeError(f"cluster must be a bool, not {type(cluster).__name__}")
+        size = positive_int("max_connections", max_connections)
+        options: dict[str, Any] = {
+            "max_connections": size,
+            "socket_connect_timeout": check_timeout("connect_timeout", connect_timeout),
+            "socket_timeout": check_timeout("socket_timeout", socket_timeout),
+            "retry": Retry(NoBackoff(), 0),
+            **redis_options,
+        }
+        gate = Gate(size, check_timeout("pool_timeout", pool_timeout))
+        client: Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, **options)
+            if hasattr(client, "cluster_error_retry_attempts"):  # redis-py 5: not from retry
+                client.cluster_error_retry_attempts = 0
+        else:
+            client = Redis.from_url(url, **options)
+        backend = cls(client, prefix, allow_eviction=allow_eviction)
+        backend._gate = gate
+        return backend
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -58,21 +147,62 @@ class RedisBackend:
         return self._keys.prefix
 
     def _call(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA the script ``name``; SCRIPT LOAD it and retry once if the server lacks it.
+        """EVALSHA the script ``name``: one round trip, failures as ``BackendError``.
+
+        On a store built by :meth:`from_url`, the call waits for its turn at the gate and
+        is sent once more if it may have run but its reply was lost (R8.1, R8.3).
+        """
+        command = ("EVALSHA", SHAS[name], len(keys), *keys, *args)
+        try:
+            if self._gate is None:
+                if not self._checked:
+                    self._check_server()
+                return self._evalsha(name, command)
+            self._gate.enter()
+            try:
+                if not self._checked:
+                    self._check_server()
+                try:
+                    return self._evalsha(name, command)
+                except (ConnectionError, TimeoutError) as exc:
+                    if not may_have_run(exc):
+                        raise
+                return self._evalsha(name, command)  # the same request id: never counted twice
+            finally:
+                self._gate.exit()
+        except (BackendError, ConfigurationError):
+            raise
+        except Exception as exc:
+            raise backend_error(name, exc) from exc
+
+    def _evalsha(self, name: str, command: tuple[Any, ...]) -> Any:
+        """EVALSHA by the script's SHA1; SCRIPT LOAD it and run it again if the server lacks it.
 
         ``execute_command`` rather than redis-py's ``Script`` object: the same round trip
         with fewer Python layers, on ``Redis`` and ``RedisCluster`` alike (the cluster
         routes EVALSHA by its keys, SCRIPT LOAD to every primary).
         """
         try:
-            command = ("EVALSHA", SHAS[name], len(keys), *keys, *args)
-            try:
-                return self._execute(*command)
-            except NoScriptError:
-                self._execute("SCRIPT LOAD", SOURCES[name])
-                return self._execute(*command)
-        except Exception as exc:
-            raise backend_error(name, exc) from exc
+            return self._execute(*command)
+        except NoScriptError:
+            self._execute("SCRIPT LOAD", SOURCES[name])
+            return self._execute(*command)
+
+    def _check_server(self) -> None:
+        """R8.2: refuse a server that may evict keys (every node of a cluster)."""
+        where = describe(self._client)
+        try:
+            if isinstance(self._client, RedisCluster):
+                reply = self._execute(
+                    "CONFIG GET", "maxmemory-policy", target_nodes=RedisCluster.ALL_NODES
+                )
+            else:
+                reply = self._execute("CONFIG GET", "maxmemory-policy")
+        except ResponseError as exc:  # no CONFIG here (a managed service, an ACL)
+            config_refused(exc, where)
+        else:
+            check_memory_policy(reply, where)
+        self._checked = True
 
     def window_hit(
         self, key: str, now: int, window: int, limit: int
@@ -111,7 +241,7 @@ class RedisBackend:
         device: str | None,
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
-        args = verify_args(now, limits, candidates, device)
+        args = verify_args(now, limits, new_entry(), candidates, device)
         return outcome(self._call("verify_code", self._keys.state(account), args))
 
     def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:

@@ -11,34 +11,49 @@ could need a key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import os
 import secrets
+import threading
+import weakref
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from ._errors import BackendError
-from ._policy import Limits
+from ._errors import BackendError, ConfigurationError
+from ._policy import SLACK_MS, Limits
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "POOL_TIMEOUT",
     "SCRIPTS",
     "SHAS",
     "SLACK_MS",
+    "SOCKET_TIMEOUT",
     "SOURCES",
+    "AsyncGate",
+    "Gate",
     "KeyNames",
     "backend_error",
     "check_client",
+    "check_memory_policy",
+    "check_timeout",
+    "config_refused",
+    "describe",
     "issue_args",
+    "may_have_run",
     "new_entry",
     "outcome",
     "pair",
     "script_source",
+    "track",
     "verify_args",
 ]
-
-#: kept past the last moment a rule could need a key: covers clock skew between app servers
-SLACK_MS = 60_000
 
 SCRIPTS = (
     "window_hit",
@@ -130,9 +145,9 @@ def issue_args(now: int, limits: Limits, request: str, code_hash: bytes) -> list
 
 
 def verify_args(
-    now: int, limits: Limits, candidates: tuple[bytes, ...], device: str | None
+    now: int, limits: Limits, request: str, candidates: tuple[bytes, ...], device: str | None
 ) -> list[Any]:
-    """ARGV of ``verify_code.lua``."""
+    """ARGV of ``verify_code.lua``; ``request`` is a fresh ``new_entry()``, to spot a retry."""
     return [
         now,
         limits.code_window,
@@ -142,6 +157,7 @@ def verify_args(
         limits.lockout,
         limits.device_trust_ttl,
         SLACK_MS,
+        request,
         device or "",
         *candidates,
     ]
@@ -167,3 +183,170 @@ def backend_error(what: str, exc: Exception) -> BackendError:
     if isinstance(exc, RedisError | RedisClusterException | OSError):
         return BackendError(f"Redis store failed during {what}: {exc}")
     return BackendError(f"Redis client failed during {what}: {exc!r}")
+
+
+# -- R8.3: the clients that from_url builds ------------------------------------------------------
+#: the defaults of ``from_url``: an unreachable server fails within about a second, and a burst
+#: of calls waits for one of the pooled connections (see docs/redis.md, "Clients")
+CONNECT_TIMEOUT = 0.5  # s: to open a connection
+SOCKET_TIMEOUT = 0.5  # s: for a reply (our scripts run in microseconds)
+POOL_TIMEOUT = 1.0  # s: for a free connection when all are in use
+MAX_CONNECTIONS = 50  # per store (per node on a cluster)
+
+
+class Gate:
+    """At most ``size`` calls in flight; a call waits up to ``timeout`` s for its turn.
+
+    redis-py 8's pools raise as soon as they are full (``MaxConnectionsError``), and its
+    asyncio cluster client has no blocking pool at all: the store queues its own calls
+    instead, the same way on every client, so that a burst waits rather than fails.
+    """
+
+    __slots__ = ("_free", "size", "timeout")
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self.size = size
+        self.timeout = timeout
+        self._free = threading.BoundedSemaphore(size)
+
+    def enter(self) -> None:
+        """Wait for a free slot; ``BackendError`` after ``timeout`` s."""
+        if not self._free.acquire(timeout=self.timeout):
+            raise _overloaded(self)
+
+    def exit(self) -> None:
+        """Give the slot back."""
+        self._free.release()
+
+
+class AsyncGate:
+    """:class:`Gate` for asyncio tasks (bound to the first event loop that uses it)."""
+
+    __slots__ = ("_free", "size", "timeout")
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self.size = size
+        self.timeout = timeout
+        self._free = asyncio.Semaphore(size)
+
+    async def enter(self) -> None:
+        """Wait for a free slot; ``BackendError`` after ``timeout`` s."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise _overloaded(self) from None
+
+    def exit(self) -> None:
+        """Give the slot back."""
+        self._free.release()
+
+
+def _overloaded(gate: Gate | AsyncGate) -> BackendError:
+    return BackendError(
+        f"Redis store overloaded: all {gate.size} connections stayed busy for "
+        f"{gate.timeout} s (from_url max_connections / pool_timeout)"
+    )
+
+
+def check_timeout(name: str, value: object) -> float:
+    """A timeout in seconds: a positive ``int`` or ``float``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def describe(client: Any) -> str:
+    """Where a client connects, for messages: ``host:port`` or the cluster."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if kwargs is None:
+        return "the cluster (every node)"
+    if kwargs.get("path"):
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def may_have_run(exc: Exception) -> bool:
+    """Whether a call that failed with ``exc`` may have reached the server (R8.1, R8.3).
+
+    A failure to connect sent nothing: retrying it would only double the wait on a dead
+    server. Any other connection failure or timeout may have lost the reply of a script
+    that ran: the store sends it once more, which the scripts recognise (request ids).
+    redis-py words every failure to connect "... connecting to ..." (``Error 111 connecting
+    to host:port``, ``Timeout connecting to server``), in every version we test.
+    """
+    return "connecting to" not in str(exc)
+
+
+# -- R8.2: a server that may evict keys is refused ------------------------------------------------
+log = logging.getLogger("ameli_otp")
+
+
+def check_memory_policy(reply: Any, where: str) -> None:
+    """Raise ``ConfigurationError`` if a ``CONFIG GET maxmemory-policy`` reply may evict.
+
+    ``reply`` is what redis-py returns: a mapping of the setting to its value, or on a
+    cluster a mapping of node names to such mappings (every node is checked).
+    """
+    for node, policy in _policies(reply, where):
+        if policy != "noeviction":
+            raise ConfigurationError(
+                f"the Redis server at {node} has maxmemory-policy {policy}: it may evict "
+                "keys, and an attacker who fills its memory would lift locks and limits. "
+                "Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, or "
+                "in redis.conf), or pass allow_eviction=True if you accept that risk"
+            )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _policies(reply: Any, where: str) -> list[tuple[str, str]]:
+    """``(server, policy)`` of every server in the reply."""
+    if isinstance(reply, list | tuple):  # [name, value] as sent by the server
+        reply = dict(zip(reply[::2], reply[1::2], strict=True))
+    if not isinstance(reply, Mapping) or not reply:
+        raise BackendError(f"unexpected reply to CONFIG GET maxmemory-policy: {reply!r}")
+    found = []
+    for key, value in reply.items():
+        if _text(key) == "maxmemory-policy":
+            found.append((where, _text(value)))
+        else:  # a cluster's reply: node name -> that node's reply
+            found.extend(_policies(value, _text(key)))
+    return found
+
+
+_warned: set[str] = set()
+
+
+def config_refused(exc: Exception, where: str) -> None:
+    """The server would not say its eviction policy (a managed service without CONFIG): warn."""
+    if where not in _warned:
+        _warned.add(where)
+        log.warning(
+            "ameli_otp could not check the eviction policy of the Redis server at %s (%s): "
+            "make sure it is noeviction, or locks and limits may be evicted (docs/redis.md)",
+            where,
+            exc,
+        )
+
+
+# Each store checks the server once per process (R8.2): a child after fork checks again.
+_stores: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track(store: Any) -> None:
+    """Make ``store`` check its server again in a child process after ``fork``."""
+    _stores.add(store)
+
+
+def _forked() -> None:
+    for store in list(_stores):
+        store._checked = store._allow_eviction
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forked)

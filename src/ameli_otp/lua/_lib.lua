@@ -20,6 +20,40 @@ local function keep(key, ms)
     end
 end
 
+-- R8.1, a retried call changes nothing twice. A client may send a script again when the reply
+-- was lost (redis-py retries by default). Each call that changes an account carries a request
+-- id (ARGV, 48 random bits in 8 characters); the account's field r remembers the last RING of
+-- them with what they decided: 'id=outcome,id=outcome,...', newest first. A replay finds its id
+-- and returns the first outcome without changing anything. The recorded outcomes are small
+-- (kind + a count): a lock end is not stored but worked out again from the same ARGV, so that
+-- four entries stay under 64 bytes and the hash keeps its compact encoding.
+local RING = 4
+
+-- the outcome recorded for request id in r, or nil
+local function replayed(r, id)
+    if not r then
+        return nil
+    end
+    local at = string.find(r, id .. '=', 1, true)
+    if not at then
+        return nil
+    end
+    local stop = string.find(r, ',', at, true)
+    return tonumber(string.sub(r, at + #id + 1, stop and stop - 1 or -1))
+end
+
+-- r with (id, recorded) in front, keeping the newest RING entries
+local function remembered(r, id, recorded)
+    local entries = {id .. '=' .. recorded}
+    for x in string.gmatch(r or '', '[^,]+') do
+        if #entries == RING then
+            break
+        end
+        entries[#entries + 1] = x
+    end
+    return table.concat(entries, ',')
+end
+
 -- An account's window is the field w of its state hash: the issue times of its codes that
 -- may still count, sorted, comma-separated, each in hexadecimal ('-' in front if negative):
 -- five fit in 64 bytes, so the hash keeps Redis's compact (listpack) encoding. One key per
@@ -71,18 +105,23 @@ local function entry_released(w, t)
 end
 
 -- A limiter window is a sorted set: member = entry id, score = issue time (ms). An entry made at
--- t counts at every now with now < t + window.
+-- t counts at every now with now < t + window. The entry id is made by the caller, once per call:
+-- a replay of the same call (R8.1) finds its own member and adds nothing.
 -- returns 1, entries counting after (added) or 0, issue time of the oldest counting (refused)
 local function window_hit(key, now, window, limit, member, slack)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
     local n = redis.call('ZCARD', key)
     if n >= limit then
+        if redis.call('ZSCORE', key, member) then
+            return 1, n  -- a replay of a hit that was allowed: its entry is already counted
+        end
         local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
         return 0, tonumber(oldest[2])
     end
-    redis.call('ZADD', key, now, member)
+    -- ZADD answers 0 for a member already there: a replay counts its entry once
+    local added = redis.call('ZADD', key, now, member)
     -- Every write keeps the key until its own now + window + slack and never shortens it:
     -- so an entry from before the clock went back (the newest) keeps the time it set.
     keep(key, window + slack)
-    return 1, n + 1
+    return 1, n + added
 end

@@ -8,51 +8,66 @@
 -- ARGV[6]  lockout, ms
 -- ARGV[7]  device_trust_ttl, ms
 -- ARGV[8]  expiry slack, ms
--- ARGV[9]  device id to trust on success, or '' for none
--- ARGV[10..] the typed code's keyed hash under every secret
+-- ARGV[9]  this request's id (48 random bits, made by the caller: a replay carries it again)
+-- ARGV[10] device id to trust on success, or '' for none
+-- ARGV[11..] the typed code's keyed hash under every secret
 -- returns  outcome(kind, value) (see _lib.lua), the outcomes of _rules.verify:
 --          (0, 0) verified   (2, lock end) locked   (3, 0) no code   (4, 0) expired
 --          (5, code failures) wrong code   (6, 0) too many attempts (code burned)
 --          (7, lock end) this guess locked the account (code burned)
+--          a replay of a request that changed the account returns its first outcome and
+--          changes nothing (R8.1): a guess counts once, a consumed code answers verified
 local st = KEYS[1]
 local now = tonumber(ARGV[1])
-local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'w', 'n', 'l')
-local lock = tonumber(s[1] or '0')
+local lockout, slack = tonumber(ARGV[6]), tonumber(ARGV[8])
+local id = ARGV[9]
+local s = redis.call('HMGET', st, 'r', 'u', 'h', 't', 'f', 'w', 'n', 'l')
+local first = replayed(s[1], id)
+if first then
+    if first % 8 == 7 then  -- the lock end is not recorded: the same ARGV give it again
+        return outcome(7, now + lockout)
+    end
+    return first
+end
+local lock = tonumber(s[2] or '0')
 if now < lock then
     return outcome(2, lock)
 end
-local hash = s[2]
+local hash = s[3]
 if not hash then
     return outcome(3, 0)
 end
-local issued = tonumber(s[3])
+local issued = tonumber(s[4])
 if now >= issued + tonumber(ARGV[2]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
+    redis.call('HDEL', st, 'h', 't', 'f')
     return outcome(3, 0)
 end
 if now >= issued + tonumber(ARGV[3]) then
     return outcome(4, 0)
 end
-local lockout, slack = tonumber(ARGV[6]), tonumber(ARGV[8])
-local failures = tonumber(s[6] or '0')
-if failures > 0 and now >= tonumber(s[7] or '0') + lockout then
+local failures = tonumber(s[7] or '0')
+if failures > 0 and now >= tonumber(s[8] or '0') + lockout then
     failures = 0
 end
 local matched = false
-for i = 10, #ARGV do
+for i = 11, #ARGV do
     if ARGV[i] == hash then
         matched = true
     end
 end
+-- Each write below records (id, outcome) in r first: the hash is never emptied (and deleted,
+-- losing its TTL) by the HDEL that follows.
 if matched then
-    local w = entry_released(s[5], issued)  -- R2.5: a used code stops counting (R1.4)
+    local r = remembered(s[1], id, outcome(0, 0))
+    local w = entry_released(s[6], issued)  -- R2.5: a used code stops counting (R1.4)
     if w then
-        redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l')
-        redis.call('HSET', st, 'w', w)
+        redis.call('HSET', st, 'r', r, 'w', w)
+        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l')
     else
-        redis.call('HDEL', st, 'h', 't', 'f', 'e', 'n', 'l', 'w')
+        redis.call('HSET', st, 'r', r)
+        redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l', 'w')
     end
-    local device = ARGV[9]
+    local device = ARGV[10]
     if device ~= '' then
         local trust = tonumber(ARGV[7])
         local fields = redis.call('HGETALL', st)
@@ -67,20 +82,23 @@ if matched then
     end
     return outcome(0, 0)
 end
-local code_failures = tonumber(s[4]) + 1
+local code_failures = tonumber(s[5]) + 1
 failures = failures + 1
 if failures >= tonumber(ARGV[5]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
-    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
+    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now,
+        'r', remembered(s[1], id, outcome(7, 0)))
+    redis.call('HDEL', st, 'h', 't', 'f')
     keep(st, lockout + slack)
     return outcome(7, now + lockout)
 end
 if code_failures >= tonumber(ARGV[4]) then
-    redis.call('HDEL', st, 'h', 't', 'f', 'e')
-    redis.call('HSET', st, 'n', failures, 'l', now)
-    keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
+    redis.call('HSET', st, 'n', failures, 'l', now, 'r', remembered(s[1], id, outcome(6, 0)))
+    redis.call('HDEL', st, 'h', 't', 'f')
+    keep(st, lockout + slack)
     return outcome(6, 0)
 end
-redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
+local wrong = outcome(5, code_failures)
+redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now,
+    'r', remembered(s[1], id, wrong))
 keep(st, lockout + slack)
-return outcome(5, code_failures)
+return wrong
