@@ -34,6 +34,7 @@ AWAITED = (
     "self._evalsha(",
     "self._check_server(",
     "self._gate.enter(",
+    "self._first.enter(",
 )
 RENAMES = [
     (r"\bSecurityCodes\b", "AsyncSecurityCodes"),

@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from ._errors import BackendError, ConfigurationError
 from ._policy import Limits, positive_int
 from ._redis_common import (
+    CHECK_TIMEOUT,
     CONNECT_TIMEOUT,
     MAX_CONNECTIONS,
     POOL_TIMEOUT,
@@ -63,6 +64,7 @@ class AsyncRedisBackend:
         "_checked",
         "_client",
         "_execute",
+        "_first",
         "_gate",
         "_keys",
     )
@@ -83,6 +85,8 @@ class AsyncRedisBackend:
         self._execute: Any = client.execute_command
         self._allow_eviction = allow_eviction
         self._checked = allow_eviction  # the server's eviction policy, once per process
+        # one check at a time (it also loads a cluster's slot map)
+        self._first = AsyncGate(1, CHECK_TIMEOUT, "busy checking the server's eviction policy")
         self._gate: AsyncGate | None = None  # from_url: calls in flight, and one replay-safe retry
         track(self)
 
@@ -191,20 +195,31 @@ class AsyncRedisBackend:
             return await self._execute(*command)
 
     async def _check_server(self) -> None:
-        """R8.2: refuse a server that may evict keys (every node of a cluster)."""
-        where = describe(self._client)
+        """R8.2: refuse a server that may evict keys (every node of a cluster).
+
+        One caller checks while the others wait: on a cluster, this first command also
+        loads the slot map, which redis-py's asyncio client does badly when many tasks
+        start it at once.
+        """
+        await self._first.enter()
         try:
-            if isinstance(self._client, RedisCluster):
-                reply = await self._execute(
-                    "CONFIG GET", "maxmemory-policy", target_nodes=RedisCluster.ALL_NODES
-                )
+            if self._checked:
+                return
+            where = describe(self._client)
+            try:
+                if isinstance(self._client, RedisCluster):
+                    reply = await self._execute(
+                        "CONFIG GET", "maxmemory-policy", target_nodes=RedisCluster.ALL_NODES
+                    )
+                else:
+                    reply = await self._execute("CONFIG GET", "maxmemory-policy")
+            except ResponseError as exc:  # no CONFIG here (a managed service, an ACL)
+                config_refused(exc, where)
             else:
-                reply = await self._execute("CONFIG GET", "maxmemory-policy")
-        except ResponseError as exc:  # no CONFIG here (a managed service, an ACL)
-            config_refused(exc, where)
-        else:
-            check_memory_policy(reply, where)
-        self._checked = True
+                check_memory_policy(reply, where)
+            self._checked = True
+        finally:
+            self._first.exit()
 
     async def window_hit(
         self, key: str, now: int, window: int, limit: int

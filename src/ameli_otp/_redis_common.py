@@ -28,6 +28,7 @@ from ._errors import BackendError, ConfigurationError
 from ._policy import SLACK_MS, Limits
 
 __all__ = [
+    "CHECK_TIMEOUT",
     "CONNECT_TIMEOUT",
     "MAX_CONNECTIONS",
     "POOL_TIMEOUT",
@@ -192,6 +193,7 @@ CONNECT_TIMEOUT = 0.5  # s: to open a connection
 SOCKET_TIMEOUT = 0.5  # s: for a reply (our scripts run in microseconds)
 POOL_TIMEOUT = 1.0  # s: for a free connection when all are in use
 MAX_CONNECTIONS = 50  # per store (per node on a cluster)
+CHECK_TIMEOUT = 1.0  # s a call waits while another checks the server (R8.2), then fails
 
 
 class Gate:
@@ -202,11 +204,12 @@ class Gate:
     instead, the same way on every client, so that a burst waits rather than fails.
     """
 
-    __slots__ = ("_free", "size", "timeout")
+    __slots__ = ("_free", "busy", "size", "timeout")
 
-    def __init__(self, size: int, timeout: float) -> None:
+    def __init__(self, size: int, timeout: float, busy: str = "") -> None:
         self.size = size
         self.timeout = timeout
+        self.busy = busy  # what the wait was for, in the error
         self._free = threading.BoundedSemaphore(size)
 
     def enter(self) -> None:
@@ -222,11 +225,12 @@ class Gate:
 class AsyncGate:
     """:class:`Gate` for asyncio tasks (bound to the first event loop that uses it)."""
 
-    __slots__ = ("_free", "size", "timeout")
+    __slots__ = ("_free", "busy", "size", "timeout")
 
-    def __init__(self, size: int, timeout: float) -> None:
+    def __init__(self, size: int, timeout: float, busy: str = "") -> None:
         self.size = size
         self.timeout = timeout
+        self.busy = busy  # what the wait was for, in the error
         self._free = asyncio.Semaphore(size)
 
     async def enter(self) -> None:
@@ -243,10 +247,10 @@ class AsyncGate:
 
 
 def _overloaded(gate: Gate | AsyncGate) -> BackendError:
-    return BackendError(
-        f"Redis store overloaded: all {gate.size} connections stayed busy for "
-        f"{gate.timeout} s (from_url max_connections / pool_timeout)"
+    busy = gate.busy or (
+        f"overloaded: all {gate.size} connections stayed busy (from_url max_connections)"
     )
+    return BackendError(f"Redis store {busy} for {gate.timeout} s")
 
 
 def check_timeout(name: str, value: object) -> float:
