@@ -30,6 +30,7 @@ from ._redis_common import (
     backend_error,
     check_client,
     check_memory_policy,
+    check_prefix,
     check_timeout,
     config_refused,
     describe,
@@ -120,6 +121,9 @@ class RedisBackend:
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         if not isinstance(cluster, bool):
             raise TypeError(f"cluster must be a bool, not {type(cluster).__name__}")
+        if not isinstance(allow_eviction, bool):
+            raise TypeError(f"allow_eviction must be a bool, not {type(allow_eviction).__name__}")
+        check_prefix(prefix)  # every argument checked before a client is built
         size = positive_int("max_connections", max_connections)
         options: dict[str, Any] = {
             "max_connections": size,

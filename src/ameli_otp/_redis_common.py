@@ -43,6 +43,7 @@ __all__ = [
     "backend_error",
     "check_client",
     "check_memory_policy",
+    "check_prefix",
     "check_timeout",
     "config_refused",
     "describe",
