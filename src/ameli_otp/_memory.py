@@ -3,26 +3,37 @@
 Every primitive applies a transition of :mod:`ameli_otp._rules` under one
 short lock. There is no sweeper thread: each record knows until when a rule
 may need it (``until``, only ever pushed later), a heap orders the records by
-that time, and every write reclaims a few records whose time has passed, more
-than it can create. A store built with ``max_records`` refuses new records
+when they come due (``until + SLACK_MS``, the slack the Redis store gives its
+keys too), and every write reclaims a few records that are due, more than it
+can create. ``reclaim()`` works in bounded slices, letting the lock go between
+them. A store built with ``max_records`` refuses new records
 (:class:`~ameli_otp.StoreFullError`) when it is full of live ones: evicting
 one would silently reset someone's limit.
+
+The store is one process's memory (RULES R8.4): a child made by ``fork`` gets a
+copy whose every operation raises :class:`~ameli_otp.ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
+import time
+import weakref
 from typing import Any
 
 from . import _rules as rules
-from ._errors import StoreFullError
-from ._policy import Limits, positive_int
+from ._errors import ConfigurationError, StoreFullError
+from ._policy import SLACK_MS, Limits, positive_int
 
 __all__ = ["AsyncMemoryBackend", "MemoryBackend"]
 
 _RECLAIM_PER_WRITE = 8  # > the one record a write can create: memory follows live records
+# records a reclaim handles per hold of the lock (reclaim(), or a write on a full store):
+# a fraction of a millisecond to a few, even on a heap of millions
+_RECLAIM_PER_SLICE = 256
 
 
 class _Record:
@@ -37,24 +48,94 @@ class _Record:
         self.span = 0
 
 
+class _Forked:
+    """Stands in for the lock of a store that a child process inherited through ``fork``.
+
+    Every operation of the store enters its lock first, so entering this one raises
+    :class:`~ameli_otp.ConfigurationError` before the operation reads or writes anything.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __enter__(self) -> None:
+        raise ConfigurationError(self.message)
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None  # never reached: __enter__ raised
+
+
+#: every MemoryBackend of this process, for the fork handler (weak: it keeps none alive)
+_STORES: weakref.WeakSet[MemoryBackend] = weakref.WeakSet()
+
+
+def _refuse_in_child() -> None:
+    """After ``fork``, in the child: turn each inherited store's lock into a refusal.
+
+    Runs in the child only, with one thread, before ``fork()`` returns there. It writes
+    one attribute per store and leaves the records alone (touching them would copy the
+    pages a preloading server means to share).
+    """
+    child = os.getpid()
+    for store in list(_STORES):
+        store._lock = _Forked(
+            f"MemoryBackend built in process {store._pid} and used in process {child}, "
+            "made by fork() since (a preloading server such as gunicorn --preload builds "
+            "the store in the master, then forks workers): a forked process has a copy of "
+            "the records, and each process would enforce the limits on its own (RULES "
+            "R8.4). Build the store in the process that uses it, after the fork (each "
+            "worker then counts alone: fine with one worker), or use RedisBackend to share "
+            "the limits between processes."
+        )
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_refuse_in_child)
+
+
 class MemoryBackend:
     """A thread-safe store in this process's memory (RULES R6.1 by one lock per operation).
 
     ``max_records``: optional bound on the records held (accounts plus limiter keys);
     when it is reached and no record has expired, new records raise
     :class:`~ameli_otp.StoreFullError` (a ``BackendError``) instead of evicting live ones.
+
+    **One process** (RULES R8.4). A child process made by ``fork`` (a preloading server
+    such as ``gunicorn --preload`` builds the store in the master, then forks workers)
+    would hold a copy of the records and enforce every limit on its own. So in the
+    child, every operation of an inherited store raises
+    :class:`~ameli_otp.ConfigurationError` (a ``ValueError``), ``reclaim()`` and
+    ``dump()`` included: build the store after the fork, in the process that uses it,
+    or share a ``RedisBackend`` between processes. ``len()`` still answers (it takes
+    no lock and changes nothing: the count of records the child inherited). How: one
+    ``os.register_at_fork`` handler, run in each child, replaces the lock of every live
+    store (a module-level ``WeakSet``) with an object whose ``__enter__`` raises. The
+    operations are unchanged (no ``os.getpid()`` per call), and a lock that another
+    thread held at the fork, which would hang the child, is replaced too. A store built
+    in the child is a store of the child, and works.
+
+    **Reclaiming.** Each record is kept ``SLACK_MS`` past the last moment a rule could
+    need it, as the Redis store keeps its keys: the store learns the time from the calls
+    it serves, and a call from a clock ahead (or ``reclaim(now)`` with a time ahead) must
+    not make it forget a lock, a window or a device that still holds once the clock is
+    back (RULES R5.2). Reclaiming holds the lock for a bounded slice of records at a
+    time: each write reclaims a few, ``reclaim()`` lets the lock go between slices.
     """
 
     def __init__(self, *, max_records: int | None = None) -> None:
         if max_records is not None:
             positive_int("max_records", max_records)
         self._max = max_records
-        self._lock = threading.Lock()
+        self._lock: threading.Lock | _Forked = threading.Lock()
+        self._pid = os.getpid()  # for the message of a forked copy
         self._accounts: dict[str, _Record] = {}
         self._windows: dict[str, _Record] = {}
         self._heap: list[tuple[int, int, dict[str, _Record], str, _Record]] = []
         self._seq = itertools.count(1)
-        self._now = 0  # the latest time a write was made at, for reclaim()
+        self._now = 0  # the latest time it reclaimed at (writes reclaim too), for reclaim()
+        _STORES.add(self)
 
     def __len__(self) -> int:
         """The number of records held (accounts and limiter keys), live or not yet reclaimed."""
@@ -64,24 +145,37 @@ class MemoryBackend:
         """Drop every record no rule needs any more; return how many were dropped.
 
         ``now`` is a reading of the clock your facades use (seconds since the epoch);
-        the store has no clock of its own, so by default it uses the time of the latest
-        write it saw. Writes already reclaim a few records each; this is for tests and
-        for an idle process that wants its memory back at once: ``reclaim(time.time())``.
+        the store has no clock of its own, so by default it uses the latest time it saw.
+        A record goes once ``now`` is ``SLACK_MS`` past the last moment a rule could need
+        it. Writes already reclaim a few records each; this is for tests and for an idle
+        process that wants its memory back at once: ``reclaim(time.time())``.
+
+        It works in slices of a few hundred records, letting the lock go between them,
+        so the other threads' operations go on while it runs. Raises
+        :class:`~ameli_otp.ConfigurationError` in a child process after ``fork``.
         """
-        at = self._now if now is None else rules.clock_ms(now)
-        with self._lock:
-            before = len(self)
-            self._reclaim(at, None)
-            return before - len(self)
+        at = None if now is None else rules.clock_ms(now)
+        dropped = 0
+        while True:  # one slice per hold of the lock
+            with self._lock:
+                if at is None:
+                    at = self._now
+                before = len(self)
+                more = self._reclaim(at, _RECLAIM_PER_SLICE)
+                dropped += before - len(self)
+            if not more:
+                return dropped
+            # Let a thread that waits for the lock take it: threading.Lock is not fair, and
+            # without giving up the GIL here this thread would take the lock back at once.
+            time.sleep(0)
 
     # -- internals (called with the lock held) ---------------------------------------------
     def _create(self, table: dict[str, _Record], key: str, data: Any, now: int) -> _Record:
         if self._max is not None and len(self) >= self._max:
-            self._reclaim(now, None)
+            more = self._reclaim(now, _RECLAIM_PER_SLICE)  # one slice: the lock stays short
             if len(self) >= self._max:
-                raise StoreFullError(
-                    f"MemoryBackend is full: {self._max} live records (max_records)"
-                )
+                held = "records, some due but not reclaimed yet" if more else "live records"
+                raise StoreFullError(f"MemoryBackend is full: {self._max} {held} (max_records)")
         rec = table[key] = _Record(data)
         return rec
 
@@ -89,25 +183,33 @@ class MemoryBackend:
         """Record that a rule needs ``rec`` until ``until``."""
         if until > rec.until:
             if rec.until == 0:
-                heapq.heappush(self._heap, (until, next(self._seq), table, key, rec))
+                heapq.heappush(self._heap, (until + SLACK_MS, next(self._seq), table, key, rec))
             rec.until = until
 
-    def _reclaim(self, now: int, budget: int | None) -> None:
+    def _reclaim(self, now: int, budget: int) -> bool:
+        """Handle up to ``budget`` heap entries due at ``now``; return whether more are due.
+
+        An entry comes due at its record's ``until + SLACK_MS``; the record then goes,
+        unless its ``until`` was pushed later since (it is put back in the heap).
+        """
         if now > self._now:
             self._now = now
         heap = self._heap
-        while heap and heap[0][0] <= now and budget != 0:
+        while heap and heap[0][0] <= now:
+            if not budget:
+                return True
+            budget -= 1
             _, _, table, key, rec = heapq.heappop(heap)
-            if budget is not None:
-                budget -= 1
             if table.get(key) is not rec:
                 continue  # reset or replaced since
             if rec.span and rec.data:  # a window: its newest entry counts until t + span
                 rec.until = max(rec.until, rules.entry_time(rec.data[-1]) + rec.span)
-            if rec.until <= now:
+            due = rec.until + SLACK_MS
+            if due <= now:
                 del table[key]
             else:
-                heapq.heappush(heap, (rec.until, next(self._seq), table, key, rec))
+                heapq.heappush(heap, (due, next(self._seq), table, key, rec))
+        return False
 
     def _compact(self) -> None:
         """Rebuild the heap from the live records.
@@ -120,7 +222,7 @@ class MemoryBackend:
         """
         seq = self._seq
         self._heap = [
-            (rec.until, next(seq), table, key, rec)
+            (rec.until + SLACK_MS, next(seq), table, key, rec)
             for table in (self._accounts, self._windows)
             for key, rec in table.items()
             if rec.until
@@ -150,7 +252,7 @@ class MemoryBackend:
             if window > rec.span:  # a new record (or a longer window on this key)
                 rec.span = window
                 self._keep(self._windows, key, rec, now + window)
-            if self._heap[0][0] <= now:  # skip the call when nothing is due
+            if self._heap[0][0] <= now:  # skip the call when nothing is due (until + slack)
                 self._reclaim(now, _RECLAIM_PER_WRITE)
         return True, value, hex(entry)
 
@@ -162,13 +264,13 @@ class MemoryBackend:
 
     def window_release(self, key: str, entry: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
-        try:
-            parsed = int(entry, 16)
-        except ValueError:
-            return  # not an entry of this store: nothing to release
-        if hex(parsed) != entry:
-            return  # a lookalike (case, leading zeros, "+"...): ids are compared exactly
-        with self._lock:
+        with self._lock:  # first, like every operation (a forked copy raises even here)
+            try:
+                parsed = int(entry, 16)
+            except ValueError:
+                return  # not an entry of this store: nothing to release
+            if hex(parsed) != entry:
+                return  # a lookalike (case, leading zeros, "+"...): ids are compared exactly
             rec = self._windows.get(key)
             if rec is not None:
                 rules.window_release(rec.data, parsed)
@@ -250,6 +352,7 @@ class MemoryBackend:
         """A text dump of everything held, as an operator (or an attacker) would see it.
 
         For privacy audits: it must show no account id, code or fingerprint (RULES R4.2).
+        It holds the lock for the whole dump: a diagnostic, not for a busy store.
         """
         with self._lock:
             lines = []
@@ -273,6 +376,10 @@ class AsyncMemoryBackend:
     Each primitive runs to its end under the store's short lock without yielding to
     the event loop, so a task cancelled around it sees it either whole or not at all.
     ``sync`` is the underlying :class:`MemoryBackend` (for ``len``, ``reclaim``, ``dump``).
+    Like it, it is one process: used in a child after ``fork``, every coroutine raises
+    :class:`~ameli_otp.ConfigurationError` (see :class:`MemoryBackend`). ``sync.reclaim()``
+    lets other threads in between its slices, not other tasks: from the event loop, run
+    it in a thread (``await asyncio.to_thread(store.sync.reclaim)``).
     """
 
     __slots__ = ("sync",)
