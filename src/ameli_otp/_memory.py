@@ -211,24 +211,6 @@ class MemoryBackend:
                 heapq.heappush(heap, (due, next(self._seq), table, key, rec))
         return False
 
-    def _compact(self) -> None:
-        """Rebuild the heap from the live records.
-
-        A reset drops its record but leaves the record's heap entry, which would keep
-        it alive until its time comes (up to a window): reset churn would grow memory
-        with no live record. Rebuilt when stale entries outnumber live records (and a
-        floor of 1024), the heap stays within about twice the live records, for O(1)
-        amortized work per reset.
-        """
-        seq = self._seq
-        self._heap = [
-            (rec.until + SLACK_MS, next(seq), table, key, rec)
-            for table in (self._accounts, self._windows)
-            for key, rec in table.items()
-            if rec.until
-        ]
-        heapq.heapify(self._heap)
-
     def _account(self, account: str, now: int) -> _Record:
         rec = self._accounts.get(account)
         if rec is None:
@@ -278,9 +260,12 @@ class MemoryBackend:
     def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
-            rec = self._windows.pop(key, None)
-            if rec is not None and rec.until and len(self._heap) > 2 * len(self) + 1024:
-                self._compact()
+            rec = self._windows.get(key)
+            if rec is not None:
+                # Emptied, not dropped: its entry in the reclaim heap stays the only one (a
+                # dropped record leaves a stale entry, and a new record a second one, per
+                # reset: churn would grow the heap), and it goes when that entry comes due.
+                rec.data.clear()
 
     # -- accounts ----------------------------------------------------------------------------
     def issue_code(
