@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 import string
+import time
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import redis
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ameli_otp import (
@@ -43,17 +46,52 @@ OTHER_FP = "fp-chrome-131-windows-2560x1440"
 TOKEN_ALPHABET = string.ascii_letters + string.digits + "-_"
 FUZZ = settings(max_examples=200, deadline=None)
 
+#: refused as account ids and as limiter keys alike
 BAD_IDS: list[tuple[object, type[Exception]]] = [
     (None, TypeError),
     (123, TypeError),
     (1.5, TypeError),
     (b"1850775123456", TypeError),
     (["1850775123456"], TypeError),
+    (bytearray(b"1850775123456"), TypeError),
     ("", ValueError),
     ("a" * 257, ValueError),
     ("é" * 257, ValueError),
 ]
+#: every whitespace character of str.isspace, which R7.1 removes from account ids
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+#: refused as account ids only (R7.1): limiter keys are not normalised
+BAD_ACCOUNTS: list[tuple[object, type[Exception]]] = [
+    *BAD_IDS,
+    (" ", ValueError),  # empty once whitespace is removed
+    (WHITESPACE, ValueError),
+    ("\x00", ValueError),  # a NUL
+    ("185077\x005123456", ValueError),
+    ("\ud800", ValueError),  # a lone surrogate
+    ("a\udfffb", ValueError),
+    ("\ufdfa" * 20, ValueError),  # 20 characters typed, 300 after NFKC and whitespace removal
+    ("\uff11" * 257, ValueError),  # full-width digits: 257 ASCII digits after NFKC
+    ("a" * 4097, ValueError),  # refused before normalising (see normalize_account)
+]
 GOOD_IDS = ["a", "a" * 256, "é" * 256, "\U0001f600" * 256, " ", "{x}", "a:b", "\x00"]
+#: accepted as account ids: at most 256 characters once normalised (R7.1)
+GOOD_ACCOUNTS = [
+    "a",
+    "a" * 256,
+    "é" * 256,
+    "e\u0301" * 256,  # 512 characters typed, 256 after NFKC
+    "\U0001f600" * 256,
+    "\uff11" * 256,
+    " ".join("a" * 256),  # 511 characters typed, 256 without the spaces
+    " a ",
+    "{x}",
+    "a:b",
+]
+#: the same id typed four ways (R7.1): spaced, plain, full-width, with Unicode spaces
+SPACED = "185 077 512 3456"
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in ACCOUNT)  # U+FF11 ...
+MIXED = "\uff11\uff18\uff15\u00a0\uff10\uff17\uff17\t512\u3000\uff13\uff14\uff15\uff16\n"
+SPELLINGS = [SPACED, ACCOUNT, FULL_WIDTH, MIXED]
 
 
 def word(name: str) -> str:
@@ -123,16 +161,17 @@ ACCOUNT_CALLS: dict[str, Callable[[Any, Any, str], Any]] = {
 
 @pytest.mark.parametrize("call", list(ACCOUNT_CALLS))
 def test_r7_bad_account_raises_naming_it_and_stores_nothing(state: State, call: str) -> None:
-    """R7 'Account identifiers are non-empty str of at most 256 characters ... else raises'"""
-    for account, error in BAD_IDS:
+    """R7.1/R7.4 'Account identifiers are str ... An id that is empty after this, longer than
+    256 characters, or holds a NUL or a lone surrogate raises ValueError.'"""
+    for account, error in BAD_ACCOUNTS:
         with pytest.raises(error, match=word("account")):
             ACCOUNT_CALLS[call](state.codes, account, state.token)
     state.unchanged()
 
 
-@pytest.mark.parametrize("account", GOOD_IDS, ids=lambda a: f"{a[:3]!a}x{len(a)}")
+@pytest.mark.parametrize("account", GOOD_ACCOUNTS, ids=lambda a: f"{a[:3]!a}x{len(a)}")
 def test_r7_account_of_1_to_256_characters_accepted(harness: Harness, account: str) -> None:
-    """R7 'Account identifiers are non-empty str of at most 256 characters'"""
+    """R7.1 'Account identifiers are str' (at most 256 characters once normalised)"""
     codes = harness.codes()
     token = trust(codes, account)
     assert codes.is_trusted_device(account, token, FP) is True
@@ -143,14 +182,243 @@ def test_r7_account_of_1_to_256_characters_accepted(harness: Harness, account: s
     assert codes.verify_code(account, code) == Verified()
 
 
+def refused_everywhere(state: State, account: object, error: type[Exception]) -> None:
+    """Every call that takes an account raises ``error`` naming it, and stores nothing."""
+    for call in ACCOUNT_CALLS.values():
+        with pytest.raises(error, match=word("account")):
+            call(state.codes, account, state.token)
+    assert state.harness.dump() == state.before
+
+
+def normal_form(account: str) -> str:
+    """R7.1 as written, independently of the library: NFKC, then every whitespace removed."""
+    return "".join(unicodedata.normalize("NFKC", account).split())
+
+
+def account_records(harness: Harness) -> set[bytes]:
+    """The record names of the accounts the store holds (memory: one line, Redis: one hash)."""
+    dump = harness.dump()
+    memory = re.findall(rb"account ([A-Za-z0-9_-]{16}) ", dump)
+    redis_ = re.findall(rb"\{([A-Za-z0-9_-]{16})\}:s ", dump)
+    return set(memory) | set(redis_)
+
+
+def test_r7_1_account_not_a_str_raises_type_error(state: State) -> None:
+    """R7.1 'Account identifiers are str.'"""
+    for account in (None, 123, 1.5, b"1850775123456", ["1850775123456"], bytearray(b"18")):
+        refused_everywhere(state, account, TypeError)
+    state.unchanged()
+
+
+def test_r7_1_spellings_of_one_id_are_one_account(harness: Harness) -> None:
+    """R7.1 'so that "185 077 512 3456", "1850775123456" and the same digits typed full-width
+    are one account': one window of 5 codes, not 5 per spelling."""
+    codes = harness.codes()
+    for n, spelling in enumerate([*SPELLINGS, SPACED]):
+        result = codes.request_code(spelling)
+        assert isinstance(result, Issued), (spelling, result)
+        assert result.remaining == 4 - n
+    for spelling in SPELLINGS:
+        assert codes.request_code(spelling).reason is Reason.TOO_MANY_CODES
+    code = issue(harness.codes(), "other-account")  # another account is not affected
+    assert code.isdigit()
+
+
+def test_r7_1_every_call_normalises_the_account(harness: Harness) -> None:
+    """R7.1 'Before anything else they are normalised' (every call that takes an account)"""
+    codes = harness.codes()
+    code = issue(codes, SPACED)
+    assert codes.verify_code(FULL_WIDTH, code) == Verified()
+    token = trust(codes, SPELLINGS[3])
+    for spelling in SPELLINGS:
+        assert codes.is_trusted_device(spelling, token, FP) is True
+    codes.forget_device(FULL_WIDTH, token)
+    assert codes.is_trusted_device(ACCOUNT, token, FP) is False
+    token = trust(codes, ACCOUNT)
+    codes.forget_all_devices(SPACED)
+    assert codes.is_trusted_device(ACCOUNT, token, FP) is False
+    policy = Policy(max_failed_attempts=1)
+    locking = harness.codes(policy=policy)
+    code = issue(locking, FULL_WIDTH)
+    assert locking.verify_code(SPACED, wrong(code)).reason is Reason.ACCOUNT_LOCKED
+    assert locking.request_code(ACCOUNT).reason is Reason.ACCOUNT_LOCKED
+    locking.unlock(SPELLINGS[3])
+    assert isinstance(locking.request_code(ACCOUNT), Issued)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        pytest.param("e\u0301", "é", True, id="composed"),
+        pytest.param("\u212b", "Å", True, id="angstrom-sign"),
+        pytest.param("\ufb01le", "file", True, id="ligature"),
+        pytest.param("x²", "x2", True, id="superscript"),
+        pytest.param("a\u0308", "ä", True, id="combining-diaeresis"),
+        pytest.param("a\u00a8", "a \u0308", True, id="spacing-diaeresis"),  # NFKC: space, mark
+        # NFKC first: the space of U+00A8 is removed after composition, so no ä
+        pytest.param("a\u00a8", "ä", False, id="nfkc-before-whitespace-removal"),
+        pytest.param("a b", "ab", True, id="space"),
+        pytest.param("Jean-Luc", "JEAN-LUC", False, id="case-kept"),
+        pytest.param("straße", "strasse", False, id="no-case-folding"),
+    ],
+)
+def test_r7_1_nfkc_then_whitespace_removed_case_kept(
+    harness: Harness, first: str, second: str, same: bool
+) -> None:
+    """R7.1 'Unicode NFKC, then every whitespace character removed ... (case is kept: the
+    service folds case itself if its ids need it)'"""
+    codes = harness.codes()
+    code = issue(codes, first)
+    expected = Verified() if same else Refused(Reason.NO_CODE)
+    assert codes.verify_code(second, code) == expected
+    assert (account_records(harness) == {codes._core.account(second).encode()}) is same
+
+
+def test_r7_1_one_record_for_every_spelling(harness: Harness) -> None:
+    """R7.1 (the normalised id is what names the record: one record in the store's dump)"""
+    codes = harness.codes()
+    for spelling in SPELLINGS:
+        issue(codes, spelling)
+    token = trust(codes, SPACED)
+    assert codes.is_trusted_device(FULL_WIDTH, token, FP) is True
+    assert account_records(harness) == {codes._core.account(ACCOUNT).encode()}
+
+
+@pytest.mark.parametrize("account", ["", " ", "\t\n", WHITESPACE, "\u3000" * 300, "\u00a0"])
+def test_r7_1_empty_after_normalisation_raises_value_error(state: State, account: str) -> None:
+    """R7.1 'An id that is empty after this ... raises ValueError.'"""
+    refused_everywhere(state, account, ValueError)
+    state.unchanged()
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["a" * 257, "\uff11" * 257, "\ufdfa" * 20, "é" * 257, "e\u0301" * 257, "a " * 257],
+    ids=["ascii", "full-width", "nfkc-expands", "composed", "decomposed", "spaced"],
+)
+def test_r7_1_longer_than_256_after_normalisation_raises_value_error(
+    state: State, account: str
+) -> None:
+    """R7.1 'An id that is ... longer than 256 characters ... raises ValueError.'"""
+    assert len(normal_form(account)) > 256
+    refused_everywhere(state, account, ValueError)
+    state.unchanged()
+
+
+@pytest.mark.parametrize("account", ["\x00", "a\x00", "185077\x005123456", " \x00 "], ids=repr)
+def test_r7_1_nul_raises_value_error(state: State, account: str) -> None:
+    """R7.1 'An id that ... holds a NUL ... raises ValueError.'"""
+    refused_everywhere(state, account, ValueError)
+    state.unchanged()
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["\ud800", "a\udfffb", "\ud83d\ude00", "é\udc00", "a" * 255 + "\ud800"],
+    ids=lambda a: f"{a[:3]!a}x{len(a)}",
+)
+def test_r7_1_lone_surrogate_raises_value_error(state: State, account: str) -> None:
+    """R7.1 'An id that ... holds ... a lone surrogate raises ValueError.'"""
+    refused_everywhere(state, account, ValueError)
+    state.unchanged()
+
+
+def test_r7_1_raw_input_over_4096_characters_refused_without_normalising(state: State) -> None:
+    """R7.1 (bounded work): a typed id over 4096 characters cannot be valid unless it holds
+    over 3072 whitespace characters; it is refused as too long, without being normalised."""
+    for account in ("a" * 4097, " " * 4096 + "a", "e\u0301" * 2049, "\u3000" * 5000 + "a"):
+        refused_everywhere(state, account, ValueError)
+    with pytest.raises(ValueError, match="4096"):
+        state.codes.request_code(" " * 4096 + "a")
+    huge = "e\u0301" * 5_000_000  # 10 M characters: NFKC alone would take ~0.3 s a call
+    started = time.perf_counter()
+    for _ in range(5):
+        with pytest.raises(ValueError, match=word("account")):
+            state.codes.request_code(huge)
+    assert time.perf_counter() - started < 0.25
+    state.unchanged()
+
+
+def test_r7_1_every_id_that_can_be_valid_within_4096_characters_is_judged(
+    harness: Harness,
+) -> None:
+    """R7.1 (bounded work): the longest typed form of a 256-character id (256 characters of
+    4 code points each, decomposed) with 3072 whitespace characters around it is accepted."""
+    longest = "\u03b1\u0313\u0300\u0345" * 256  # NFKC: U+1F82 (the longest decomposition)
+    assert len(normal_form(longest)) == 256
+    account = longest + "\u3000" * 3072
+    assert len(account) == 4096
+    codes = harness.codes()
+    code = issue(codes, account)
+    assert codes.verify_code("\u1f82" * 256, code) == Verified()
+    with pytest.raises(ValueError, match=word("account")):
+        codes.request_code(account + " ")
+
+
+def test_r7_1_docs_say_so() -> None:
+    """R7.1 'The docs say so.' (docs/rules.md, R7: what is normalised, what is refused)"""
+    text = (Path(__file__).parents[1] / "docs" / "rules.md").read_text("utf-8")
+    section = text.split("### Bad input (R7)", 1)[1].split("\n## ", 1)[0]
+    for needle in ("NFKC", "whitespace", "case", "256", "NUL", "surrogate", "4096", "3072"):
+        assert needle in section, needle
+    for needle in ("64", "1024", "MALFORMED_CODE"):
+        assert needle in section, needle
+
+
+def variant(base: str) -> st.SearchStrategy[str]:
+    """Another spelling of ``base``: a normal form or full-width ASCII, whitespace sprinkled in."""
+    forms = st.sampled_from(["none", "NFC", "NFD", "NFKC", "NFKD", "full-width"])
+
+    def spell(form: str, gaps: list[tuple[int, str]]) -> str:
+        if form == "full-width":
+            text = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in base)
+        elif form == "none":
+            text = base
+        else:
+            text = unicodedata.normalize(form, base)  # type: ignore[arg-type]
+        for at, spaces in sorted(gaps, reverse=True):
+            text = text[:at] + spaces + text[at:]
+        return text
+
+    gaps = st.lists(
+        st.tuples(st.integers(0, 4 * len(base)), st.text(WHITESPACE, min_size=1, max_size=3)),
+        max_size=4,
+    )
+    return st.builds(spell, forms, gaps)
+
+
+ID_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20)
+
+
+def test_r7_1_property_same_normal_form_same_account(harness: Harness) -> None:
+    """R7.1: any two strings with the same NFKC-then-whitespace-removed form are one account
+    (a code issued under one verifies under the other), and two with different forms are not."""
+
+    @FUZZ
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        base = data.draw(st.one_of(ID_TEXT, st.sampled_from(SPELLINGS)), label="base")
+        first = data.draw(variant(base), label="first")
+        second = data.draw(st.one_of(variant(base), ID_TEXT), label="second")
+        forms = normal_form(first), normal_form(second)
+        for form in forms:
+            assume(0 < len(form) <= 256)
+        codes = harness.fresh().codes()  # a fresh store: a window per example
+        code = issue(codes, first)
+        same = forms[0] == forms[1]
+        assert codes.verify_code(second, code) == (Verified() if same else Refused(Reason.NO_CODE))
+
+    check()
+
+
 # -- SecurityCodes.verify_code: code, remember_device, fingerprint ------------------------------
 @pytest.mark.parametrize(
     "code",
     [None, 123456, 12.0, b"123456", ["1", "2"], bytearray(b"123456")],
     ids=lambda c: type(c).__name__,
 )
-def test_r7_code_not_a_str_raises_naming_it(state: State, code: object) -> None:
-    """R7 'a code input is a str ... Anything else raises TypeError or ValueError'"""
+def test_r7_2_code_not_a_str_raises_type_error(state: State, code: object) -> None:
+    """R7.2 'A code input is a str' (R7.4: anything else raises TypeError naming it)"""
     with pytest.raises(TypeError, match=word("code")):
         state.codes.verify_code(ACCOUNT, code)
     state.unchanged()
@@ -162,6 +430,53 @@ def test_r7_empty_or_oversized_code_is_malformed_and_stores_nothing(
 ) -> None:
     """R7 'a code input is a str' (any str: R2.1 makes a wrong length MALFORMED_CODE)"""
     assert state.codes.verify_code(ACCOUNT, code) == Refused(Reason.MALFORMED_CODE)
+    state.unchanged()
+
+
+class Untouchable(str):
+    """A str that fails the test when anything but its length is looked at."""
+
+    def _read(self, *args: object, **kwargs: object) -> Any:
+        raise AssertionError("the code input was read")
+
+    translate = replace = strip = split = encode = _read
+    isdigit = isdecimal = isnumeric = isascii = isspace = _read
+    __iter__ = __getitem__ = __contains__ = _read
+
+
+def test_r7_2_code_over_64_characters_is_malformed_without_further_work(state: State) -> None:
+    """R7.2 'one longer than 64 characters is MALFORMED_CODE without further work'"""
+    codes = state.codes
+    assert codes.verify_code(ACCOUNT, " " * 59 + state.code) == Refused(Reason.MALFORMED_CODE)
+    assert codes.verify_code(ACCOUNT, Untouchable("1" * 65)) == Refused(Reason.MALFORMED_CODE)
+    huge = "1" * 10_000_000  # dropping separators from it alone took ~5 ms a call
+    started = time.perf_counter()
+    for _ in range(100):
+        assert codes.verify_code(ACCOUNT, huge) == Refused(Reason.MALFORMED_CODE)
+    assert time.perf_counter() - started < 0.25
+    state.unchanged()  # not a guess
+    # 64 characters are still read as R2.1 says
+    assert codes.verify_code(ACCOUNT, "-" * 58 + state.code) == Verified()
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda code: "".join(chr(ord(c) + 0xFEE0) for c in code),  # full-width digits
+        lambda code: "".join(chr(ord(c) - ord("0") + 0x0660) for c in code),  # Arabic-Indic
+        lambda code: code[:3] + "\u00a0" + code[3:],  # no-break space
+        lambda code: code[:3] + "\u3000" + code[3:],  # ideographic space
+        lambda code: code[:3] + "\n" + code[3:],  # only spaces, tabs and '-' are dropped
+        lambda code: code[:3] + "\u2010" + code[3:],  # Unicode hyphen
+    ],
+    ids=["full-width", "arabic-indic", "nbsp", "ideographic-space", "newline", "hyphen"],
+)
+def test_r7_2_codes_are_not_normalised(state: State, spell: Callable[[str], str]) -> None:
+    """R7.2 '(R2.1 then applies as written: only ASCII digits, no Unicode normalisation of
+    codes)': NFKC would make these the right code; they are malformed, and not a guess."""
+    typed = spell(state.code)
+    assert unicodedata.normalize("NFKC", typed).replace(" ", "") in (state.code, typed)
+    assert state.codes.verify_code(ACCOUNT, typed) == Refused(Reason.MALFORMED_CODE)
     state.unchanged()
 
 
@@ -181,12 +496,13 @@ def test_r7_remember_device_not_a_bool_raises_naming_it(state: State, remember: 
         pytest.param(b"fp", TypeError, id="bytes"),
         pytest.param(["fp"], TypeError, id="list"),
         pytest.param("", ValueError, id="empty"),
+        pytest.param("f" * 1025, ValueError, id="1025"),
     ],
 )
 def test_r7_bad_fingerprint_in_verify_raises_naming_it(
     state: State, remember: bool, fingerprint: object, error: type[Exception]
 ) -> None:
-    """R7 'fingerprints are non-empty str. Anything else raises'"""
+    """R7.3 'Fingerprints are non-empty str of at most 1024 characters.' (R7.4: else raises)"""
     for code in (state.code, wrong(state.code), "12"):
         with pytest.raises(error, match=word("fingerprint")):
             state.codes.verify_code(
@@ -209,25 +525,81 @@ def test_r7_missing_fingerprint_with_remember_device_raises_naming_it(state: Sta
         pytest.param(123, TypeError, id="int"),
         pytest.param(b"fp", TypeError, id="bytes"),
         pytest.param("", ValueError, id="empty"),
+        pytest.param("f" * 1025, ValueError, id="1025"),
     ],
 )
 def test_r7_bad_fingerprint_in_is_trusted_device_raises_naming_it(
     state: State, fingerprint: object, error: type[Exception]
 ) -> None:
-    """R7 'fingerprints are non-empty str. Anything else raises'"""
+    """R7.3 'Fingerprints are non-empty str of at most 1024 characters.' (R7.4: else raises)"""
     for token in (state.token, None, "garbage"):
         with pytest.raises(error, match=word("fingerprint")):
             state.codes.is_trusted_device(ACCOUNT, token, fingerprint)
     state.unchanged()
 
 
-def test_r7_long_fingerprint_accepted(harness: Harness) -> None:
-    """R7 'fingerprints are non-empty str' (no upper bound is set for them)"""
+def fingerprint_calls(state: State, fingerprint: object) -> list[Callable[[], Any]]:
+    """Every call that takes a fingerprint, with it."""
+    codes, code = state.codes, state.code
+    return [
+        lambda: codes.verify_code(ACCOUNT, code, remember_device=True, fingerprint=fingerprint),
+        lambda: codes.verify_code(ACCOUNT, code, fingerprint=fingerprint),
+        lambda: codes.verify_code(ACCOUNT, wrong(code), fingerprint=fingerprint),
+        lambda: codes.verify_code(ACCOUNT, "12", remember_device=True, fingerprint=fingerprint),
+        lambda: codes.is_trusted_device(ACCOUNT, state.token, fingerprint),
+        lambda: codes.is_trusted_device(ACCOUNT, None, fingerprint),
+    ]
+
+
+def test_r7_3_fingerprint_not_a_str_raises_type_error(state: State) -> None:
+    """R7.3 'Fingerprints are ... str'"""
+    for fingerprint in (123, 1.5, b"fp", ["fp"], bytearray(b"fp")):
+        for call in fingerprint_calls(state, fingerprint):
+            with pytest.raises(TypeError, match=word("fingerprint")):
+                call()
+    state.unchanged()
+
+
+def test_r7_3_empty_fingerprint_raises_value_error(state: State) -> None:
+    """R7.3 'Fingerprints are non-empty'"""
+    for call in fingerprint_calls(state, ""):
+        with pytest.raises(ValueError, match=word("fingerprint")):
+            call()
+    state.unchanged()
+
+
+def test_r7_3_fingerprint_over_1024_characters_raises_before_anything_is_read(
+    state: State,
+) -> None:
+    """R7.3 'Fingerprints are ... of at most 1024 characters' (R7.4: before anything is read)"""
+    for fingerprint in ("f" * 1025, "\U0001f600" * 1025, "f" * 10_000_000):
+        for call in fingerprint_calls(state, fingerprint):
+            with pytest.raises(ValueError, match=word("fingerprint")):
+                call()
+    state.unchanged()
+
+
+def test_r7_3_fingerprint_of_1_to_1024_characters_accepted(harness: Harness) -> None:
+    """R7.3 'Fingerprints are non-empty str of at most 1024 characters.' (the edges)"""
     codes = harness.codes()
-    fingerprint = "f" * 10_000
+    for fingerprint in ("f", "f" * 1024, "\U0001f600" * 1024, " ", "\x00"):
+        token = trust(codes, fingerprint=fingerprint)
+        assert codes.is_trusted_device(ACCOUNT, token, fingerprint) is True
+        assert codes.is_trusted_device(ACCOUNT, token, OTHER_FP) is False
+    fingerprint = "f" * 1024
     token = trust(codes, fingerprint=fingerprint)
-    assert codes.is_trusted_device(ACCOUNT, token, fingerprint) is True
     assert codes.is_trusted_device(ACCOUNT, token, fingerprint[:-1]) is False
+    with pytest.raises(ValueError, match=word("fingerprint")):
+        codes.is_trusted_device(ACCOUNT, token, fingerprint + "f")
+
+
+def test_r7_3_fingerprint_is_not_normalised(harness: Harness) -> None:
+    """R7.3 'Fingerprints are non-empty str' (any str, compared exactly: a lone surrogate too)"""
+    codes = harness.codes()
+    for fingerprint, other in (("\udc00", "\udc01"), ("e\u0301", "é"), ("a b", "ab")):
+        token = trust(codes, fingerprint=fingerprint)
+        assert codes.is_trusted_device(ACCOUNT, token, fingerprint) is True
+        assert codes.is_trusted_device(ACCOUNT, token, other) is False
 
 
 # -- SecurityCodes: the constructor -------------------------------------------------------------
@@ -450,12 +822,12 @@ def test_r7_limiter_key_any_str_works_or_raises_naming_it(
             assert limiter.hit(key).allowed is False
 
 
-def test_r7_account_with_lone_surrogate_accepted(harness: Harness) -> None:
-    """R7 'Account identifiers are non-empty str of at most 256 characters' (any str)"""
-    codes = harness.codes()
+def test_r7_account_with_lone_surrogate_refused(state: State) -> None:
+    """R7.1 'An id that ... holds ... a lone surrogate raises ValueError.' (limiter keys,
+    which are not account ids, may hold one: see the test above)"""
     for account in ("\ud800", "a\udfffb"):
-        token = trust(codes, account, fingerprint="\udc00")
-        assert codes.is_trusted_device(account, token, "\udc00") is True
+        refused_everywhere(state, account, ValueError)
+    state.unchanged()
 
 
 @pytest.mark.parametrize("entry", [123, b"0.0", ["0.0"], 1.5], ids=repr)
@@ -638,6 +1010,12 @@ def test_r7_redis_backend_bad_client() -> None:
 
 
 # -- fuzzing device tokens (R3.2, R3.3, R4.3) ---------------------------------------------------
+#: valid account ids (R7.1) that are not ACCOUNT however it is spelled
+OTHER_ACCOUNTS = st.text(min_size=1, max_size=256).filter(
+    lambda a: 0 < len(normal_form(a)) <= 256 and "\x00" not in a and normal_form(a) != ACCOUNT
+)
+
+
 def token_like(token: str) -> st.SearchStrategy[str]:
     """Strings that are not ``token``: garbage, and look-alikes of the right length and alphabet."""
     length = len(token)
@@ -688,7 +1066,7 @@ def test_r3_2_fuzz_other_accounts_and_fingerprints_never_trusted(harness: Harnes
 
     @FUZZ
     @given(
-        account=st.text(min_size=1, max_size=256).filter(lambda a: a != ACCOUNT),
+        account=OTHER_ACCOUNTS,
         fingerprint=st.text(min_size=1, max_size=100),
     )
     def check(account: str, fingerprint: str) -> None:
@@ -722,7 +1100,7 @@ def test_r3_3_fuzz_forget_device_of_another_account_never_revokes(harness: Harne
     token = trust(codes)
 
     @FUZZ
-    @given(account=st.text(min_size=1, max_size=256).filter(lambda a: a != ACCOUNT))
+    @given(account=OTHER_ACCOUNTS)
     def check(account: str) -> None:
         codes.forget_device(account, token)
 
@@ -731,16 +1109,25 @@ def test_r3_3_fuzz_forget_device_of_another_account_never_revokes(harness: Harne
 
 
 def test_r2_1_fuzz_code_input_never_raises(harness: Harness) -> None:
-    """R7 'a code input is a str': any str gives a result, never an exception."""
+    """R7.2 'A code input is a str': any str gives a result, never an exception; over 64
+    characters it is MALFORMED_CODE (R2.1 applies to the others as written)."""
     codes = harness.codes(policy=Policy(max_attempts_per_code=10**6, max_failed_attempts=10**6))
     code = issue(codes)
 
+    padded = st.builds(  # the wrong code with separators around it: 64 characters at most
+        lambda before, after: before + wrong(code) + after,
+        st.text(" \t-", max_size=40),
+        st.text(" \t-", max_size=40),
+    )
+
     @FUZZ
-    @given(typed=st.text(max_size=30))
+    @given(typed=st.one_of(st.text(max_size=80), padded))
     def check(typed: str) -> None:
         result = codes.verify_code(ACCOUNT, typed)
         digits = typed.replace(" ", "").replace("\t", "").replace("-", "")
-        well_formed = len(digits) == 6 and digits.isascii() and digits.isdigit()
+        well_formed = (
+            len(typed) <= 64 and len(digits) == 6 and digits.isascii() and digits.isdigit()
+        )
         if not well_formed:
             assert result == Refused(Reason.MALFORMED_CODE)
         elif digits == code:

@@ -71,8 +71,8 @@ class CodesCore:
         return rules.clock_ms(self._clock())
 
     def account(self, account: object) -> str:
-        """The record name of a valid account id (R7, R4.2)."""
-        return self.keys.name(b"account", rules.check_account(account))
+        """The record name of an account id: the keyed hash of its normal form (R7.1, R4.2)."""
+        return self.keys.name(b"account", rules.normalize_account(account))
 
     def prepare_request(self, account: object) -> tuple[str, int, str, bytes]:
         """``(account key, now, new code, its keyed hash)`` for ``request_code`` (R1.1)."""

@@ -18,6 +18,7 @@ Rules of this file (after h11's ``_state.py``):
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from bisect import bisect_left, insort
 from datetime import UTC, datetime, timedelta
 
@@ -37,13 +38,86 @@ WRONG_CODE = 5  # value: the code's failures so far
 TOO_MANY_ATTEMPTS = 6
 LOCKED_NOW = 7  # this guess locked the account; value: lock end
 
-MAX_ACCOUNT_LENGTH = 256
+MAX_ACCOUNT_LENGTH = 256  # R7.1: characters of a normalised account id (and of a limiter key)
+# R7.1, bounded work: a typed account id longer than this is refused without being normalised.
+# NFKC never shortens a str by more than MAX_NFKC_SHRINK (see normalize_account), so a typed
+# id over MAX_NFKC_SHRINK * MAX_ACCOUNT_LENGTH = 1024 characters can only be valid if it holds
+# whitespace; 4096 leaves room for 3072 whitespace characters, more than any typed id holds.
+MAX_NFKC_SHRINK = 4
+MAX_TYPED_ACCOUNT_LENGTH = 4096
+MAX_CODE_INPUT_LENGTH = 64  # R7.2: longer inputs are MALFORMED_CODE without being read
+MAX_FINGERPRINT_LENGTH = 1024  # R7.3
 _CODE_JUNK = str.maketrans("", "", " \t-")
 
 
 # -- input ---------------------------------------------------------------------------------
+def normalize_account(account: object, name: str = "account") -> str:
+    """R7.1: the normalised form of an account id, which names its record; or raise.
+
+    ``account`` must be a ``str``. It is normalised to Unicode NFKC, then every
+    whitespace character (``str.isspace``) is removed, so that ``"185 077 512 3456"``,
+    ``"1850775123456"`` and the same digits typed full-width (U+FF11...) are one
+    account. Case is kept. ``TypeError`` if it is not a ``str``; ``ValueError``,
+    naming ``name``, if the normalised id is empty, longer than 256 characters, or
+    holds a NUL, or if the id holds a lone surrogate.
+
+    Bounded work: an id of more than 4096 characters as typed is refused
+    (``ValueError``) before it is normalised, so that a huge input costs no more than
+    its ``len()``. Why 4096: whitespace removal can only shorten, and NFKC shortens a
+    str by composition only (no character decomposes to nothing), each composed
+    character standing for at most 4 code points (U+1F82 and the like: the longest
+    canonical decompositions of Unicode; Hangul syllables stand for 3). So a typed
+    id that normalises to at most 256 characters has at most 4 * 256 = 1024
+    characters plus the whitespace removed; the bound refuses only ids that hold more
+    than 3072 whitespace characters, which nobody types.
+
+    Fast path: a short ASCII id of letters and digits only (a social security
+    number) is its own normal form (NFKC is the identity on ASCII) and is returned
+    as is, after four cheap tests.
+    """
+    if (
+        type(account) is str
+        and len(account) <= MAX_ACCOUNT_LENGTH
+        and account.isascii()
+        and account.isalnum()  # ASCII letters and digits: no whitespace, no NUL, not empty
+    ):
+        return account
+    if not isinstance(account, str):
+        raise TypeError(f"{name} must be a str, not {type(account).__name__}")
+    typed = len(account)
+    if typed > MAX_TYPED_ACCOUNT_LENGTH:
+        raise ValueError(
+            f"{name} must be at most {MAX_ACCOUNT_LENGTH} characters once normalised; "
+            f"{typed} characters as typed is over the {MAX_TYPED_ACCOUNT_LENGTH} that can be"
+        )
+    if account.isascii():
+        parts = account.split()  # NFKC is the identity on ASCII
+    else:
+        try:
+            account.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{name} must not hold a lone surrogate") from None
+        parts = unicodedata.normalize("NFKC", account).split()
+    # split() cuts at exactly the str.isspace characters, and makes plain str of a subclass
+    text = parts[0] if len(parts) == 1 else "".join(parts)
+    if not text:
+        raise ValueError(f"{name} must not be empty (or only whitespace)")
+    if len(text) > MAX_ACCOUNT_LENGTH:
+        raise ValueError(
+            f"{name} must be at most {MAX_ACCOUNT_LENGTH} characters once normalised "
+            f"(NFKC, whitespace removed), got {len(text)}"
+        )
+    if "\x00" in text:
+        raise ValueError(f"{name} must not hold a NUL character")
+    return text
+
+
 def check_account(account: object, name: str = "account") -> str:
-    """Return ``account`` if it is a non-empty ``str`` of at most 256 characters."""
+    """Return ``account`` if it is a non-empty ``str`` of at most 256 characters.
+
+    The check of limiter keys (an IP address, a phone number: not account ids, so
+    not normalised); account ids go through :func:`normalize_account`.
+    """
     if not isinstance(account, str):
         raise TypeError(f"{name} must be a str, not {type(account).__name__}")
     if not account:
@@ -56,22 +130,35 @@ def check_account(account: object, name: str = "account") -> str:
 
 
 def check_fingerprint(fingerprint: object) -> str:
-    """Return ``fingerprint`` if it is a non-empty ``str``."""
+    """R7.3: return ``fingerprint`` if it is a non-empty ``str`` of at most 1024 characters.
+
+    Any such ``str`` (it is compared exactly, never normalised); else ``TypeError`` or
+    ``ValueError`` naming ``fingerprint``, at the cost of a ``len()``.
+    """
     if not isinstance(fingerprint, str):
         raise TypeError(f"fingerprint must be a str, not {type(fingerprint).__name__}")
     if not fingerprint:
         raise ValueError("fingerprint must not be empty")
+    if len(fingerprint) > MAX_FINGERPRINT_LENGTH:
+        raise ValueError(
+            f"fingerprint must be at most {MAX_FINGERPRINT_LENGTH} characters, "
+            f"got {len(fingerprint)}"
+        )
     return fingerprint
 
 
 def normalize_code(code: object, length: int) -> str | None:
     """R2.1: drop spaces, tabs and ``-``; the rest must be ``length`` ASCII digits.
 
-    Returns the digits, or None for a malformed input. Raises ``TypeError`` if
-    ``code`` is not a ``str``.
+    Returns the digits, or None for a malformed input: R7.2, an input longer than 64
+    characters is malformed without being read further; no Unicode normalisation
+    (full-width or Arabic-Indic digits are malformed). Raises ``TypeError`` naming
+    ``code`` if it is not a ``str``.
     """
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, not {type(code).__name__}")
+    if len(code) > MAX_CODE_INPUT_LENGTH:
+        return None
     digits = code.translate(_CODE_JUNK)
     if len(digits) == length and digits.isascii() and digits.isdigit():
         return digits

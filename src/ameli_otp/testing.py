@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ._policy import Policy
-from ._rules import MAX_ACCOUNT_LENGTH, normalize_code
+from ._rules import MAX_ACCOUNT_LENGTH, normalize_account, normalize_code
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -134,9 +134,19 @@ def _nir(sex: int, year: int, month: int, dept: int, commune: int, order: int, k
     return nir
 
 
+def _valid_account(account: str) -> bool:
+    try:
+        normalize_account(account)
+    except ValueError:
+        return False
+    return True
+
+
 def accounts() -> SearchStrategy[str]:
     """Valid account ids: NIR-shaped numbers (13 digits, or 15 with the key) and any other
-    non-empty ``str`` of at most 256 characters (accents, emoji, spaces...).
+    ``str`` of at most 256 characters (accents, emoji, spaces...) that RULES R7.1 accepts:
+    not empty once whitespace is removed, at most 256 characters once normalised (NFKC),
+    no NUL (and, as ``st.text`` draws none, no lone surrogate).
 
     The numbers are made up: shaped like a French social security number (sex,
     year and month of birth, department, commune, order) but belonging to no one.
@@ -154,7 +164,12 @@ def accounts() -> SearchStrategy[str]:
         st.integers(1, 999),
         st.booleans(),
     )
-    return st.one_of(nirs, st.text(min_size=1, max_size=MAX_ACCOUNT_LENGTH))
+    others = st.text(
+        st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+        min_size=1,
+        max_size=MAX_ACCOUNT_LENGTH,
+    ).filter(_valid_account)
+    return st.one_of(nirs, others)
 
 
 def codes(length: int = 6) -> SearchStrategy[str]:
@@ -211,7 +226,8 @@ def malformed_codes(length: int = 6) -> SearchStrategy[str]:
 
 
 def fingerprints() -> SearchStrategy[str]:
-    """Valid browser fingerprints: non-empty ``str`` (hex digests, user agents, any text)."""
+    """Valid browser fingerprints: non-empty ``str`` of at most 1024 characters (RULES R7.3):
+    hex digests, user agents, any text."""
     _need_hypothesis()
     from hypothesis import strategies as st
 
