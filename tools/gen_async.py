@@ -32,6 +32,7 @@ AWAITED = (
     "self._call(",
     "self._execute(",
     "self._evalsha(",
+    "self._guarded(",
     "self._check_server(",
     "self._gate.enter(",
     "self._first.enter(",

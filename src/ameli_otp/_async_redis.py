@@ -125,14 +125,15 @@ class AsyncRedisBackend:
             raise TypeError(f"allow_eviction must be a bool, not {type(allow_eviction).__name__}")
         check_prefix(prefix)  # every argument checked before a client is built
         size = positive_int("max_connections", max_connections)
+        connect = check_timeout("connect_timeout", connect_timeout)
         options: dict[str, Any] = {
             "max_connections": size,
-            "socket_connect_timeout": check_timeout("connect_timeout", connect_timeout),
+            "socket_connect_timeout": connect,
             "socket_timeout": check_timeout("socket_timeout", socket_timeout),
             "retry": Retry(NoBackoff(), 0),
             **redis_options,
         }
-        gate = AsyncGate(size, check_timeout("pool_timeout", pool_timeout))
+        gate = AsyncGate(size, check_timeout("pool_timeout", pool_timeout), down_for=connect)
         client: Redis | RedisCluster
         if cluster:
             client = RedisCluster.from_url(url, **options)
@@ -168,22 +169,38 @@ class AsyncRedisBackend:
                 return await self._evalsha(name, command)
             await self._gate.enter()
             try:
-                if not self._checked:
-                    await self._check_server()
-                try:
-                    return await self._evalsha(name, command)
-                except (ConnectionError, TimeoutError) as exc:
-                    if not may_have_run(exc):
-                        raise
-                return await self._evalsha(
-                    name, command
-                )  # the same request id: never counted twice
+                return await self._guarded(name, command)
             finally:
                 self._gate.exit()
         except (BackendError, ConfigurationError):
             raise
         except Exception as exc:
             raise backend_error(name, exc) from exc
+
+    async def _guarded(self, name: str, command: tuple[Any, ...]) -> Any:
+        """A call of a :meth:`from_url` store, its turn at the gate taken (R8.1, R8.3).
+
+        Sent once more if it may have run but its reply was lost: the scripts recognise
+        the replay by its request id. A connection that could not be opened is not retried
+        (nothing was sent), and fails the calls that follow at once for ``connect_timeout``
+        s: a burst learns at once that the server is gone, instead of each call in turn.
+        """
+        gate = self._gate
+        assert gate is not None  # noqa: S101 - only called with a gate, for mypy
+        gate.check()
+        try:
+            if not self._checked:
+                await self._check_server()
+            try:
+                return await self._evalsha(name, command)
+            except (ConnectionError, TimeoutError) as exc:
+                if not may_have_run(exc):
+                    raise
+            return await self._evalsha(name, command)  # the same request id: never counted twice
+        except (ConnectionError, TimeoutError) as exc:
+            if not may_have_run(exc):
+                gate.down()
+            raise
 
     async def _evalsha(self, name: str, command: tuple[Any, ...]) -> Any:
         """EVALSHA by the script's SHA1; SCRIPT LOAD it and run it again if the server lacks it.

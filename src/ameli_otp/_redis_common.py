@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from importlib import resources
@@ -192,12 +193,48 @@ def backend_error(what: str, exc: Exception) -> BackendError:
 #: of calls waits for one of the pooled connections (see docs/redis.md, "Clients")
 CONNECT_TIMEOUT = 0.5  # s: to open a connection
 SOCKET_TIMEOUT = 0.5  # s: for a reply (our scripts run in microseconds)
-POOL_TIMEOUT = 1.0  # s: for a free connection when all are in use
+POOL_TIMEOUT = 5.0  # s: for a free connection when all are in use (a busy process is slow)
 MAX_CONNECTIONS = 50  # per store (per node on a cluster)
 CHECK_TIMEOUT = 1.0  # s a call waits while another checks the server (R8.2), then fails
 
 
-class Gate:
+class _GateBase:
+    """What :class:`Gate` and :class:`AsyncGate` share: their size, wait and down state."""
+
+    __slots__ = ("_down_until", "busy", "down_for", "size", "timeout")
+
+    def __init__(self, size: int, timeout: float, busy: str = "", down_for: float = 0.0) -> None:
+        self.size = size
+        self.timeout = timeout
+        self.busy = busy  # what the wait was for, in the error
+        self.down_for = down_for
+        self._down_until = 0.0
+
+    def down(self) -> None:
+        """A connection could not be opened: fail the calls of the next ``down_for`` s at once.
+
+        The calls queued behind a dead server would otherwise each wait their turn, then
+        their own ``connect_timeout``: the last of a burst long after the first knew.
+        """
+        self._down_until = time.monotonic() + self.down_for
+
+    def check(self) -> None:
+        """``BackendError`` if a connection failed less than ``down_for`` s ago."""
+        if self._down_until and time.monotonic() < self._down_until:
+            raise BackendError(
+                f"Redis store unreachable: a connection to it could not be opened less "
+                f"than {self.down_for} s ago"
+            )
+
+    def overloaded(self) -> BackendError:
+        """The error of a call that waited ``timeout`` s for its turn."""
+        busy = self.busy or (
+            f"overloaded: all {self.size} connections stayed busy (from_url max_connections)"
+        )
+        return BackendError(f"Redis store {busy} for {self.timeout} s")
+
+
+class Gate(_GateBase):
     """At most ``size`` calls in flight; a call waits up to ``timeout`` s for its turn.
 
     redis-py 8's pools raise as soon as they are full (``MaxConnectionsError``), and its
@@ -205,33 +242,29 @@ class Gate:
     instead, the same way on every client, so that a burst waits rather than fails.
     """
 
-    __slots__ = ("_free", "busy", "size", "timeout")
+    __slots__ = ("_free",)
 
-    def __init__(self, size: int, timeout: float, busy: str = "") -> None:
-        self.size = size
-        self.timeout = timeout
-        self.busy = busy  # what the wait was for, in the error
+    def __init__(self, size: int, timeout: float, busy: str = "", down_for: float = 0.0) -> None:
+        super().__init__(size, timeout, busy, down_for)
         self._free = threading.BoundedSemaphore(size)
 
     def enter(self) -> None:
         """Wait for a free slot; ``BackendError`` after ``timeout`` s."""
         if not self._free.acquire(timeout=self.timeout):
-            raise _overloaded(self)
+            raise self.overloaded()
 
     def exit(self) -> None:
         """Give the slot back."""
         self._free.release()
 
 
-class AsyncGate:
+class AsyncGate(_GateBase):
     """:class:`Gate` for asyncio tasks (bound to the first event loop that uses it)."""
 
-    __slots__ = ("_free", "busy", "size", "timeout")
+    __slots__ = ("_free",)
 
-    def __init__(self, size: int, timeout: float, busy: str = "") -> None:
-        self.size = size
-        self.timeout = timeout
-        self.busy = busy  # what the wait was for, in the error
+    def __init__(self, size: int, timeout: float, busy: str = "", down_for: float = 0.0) -> None:
+        super().__init__(size, timeout, busy, down_for)
         self._free = asyncio.Semaphore(size)
 
     async def enter(self) -> None:
@@ -240,18 +273,11 @@ class AsyncGate:
             async with asyncio.timeout(self.timeout):
                 await self._free.acquire()
         except TimeoutError:
-            raise _overloaded(self) from None
+            raise self.overloaded() from None
 
     def exit(self) -> None:
         """Give the slot back."""
         self._free.release()
-
-
-def _overloaded(gate: Gate | AsyncGate) -> BackendError:
-    busy = gate.busy or (
-        f"overloaded: all {gate.size} connections stayed busy (from_url max_connections)"
-    )
-    return BackendError(f"Redis store {busy} for {gate.timeout} s")
 
 
 def check_timeout(name: str, value: object) -> float:
