@@ -589,8 +589,10 @@ def store_touching_calls(face: Any) -> dict[str, Callable[[], object]]:
             "verify_code": lambda: face.verify_code(account, "123456"),
             "is_trusted_device": lambda: face.is_trusted_device(account, token, FINGERPRINT),
             "forget_device": lambda: face.forget_device(account, token),
+            "forget_device_id": lambda: face.forget_device_id(account, "A" * 22),
             "forget_all_devices": lambda: face.forget_all_devices(account),
             "unlock": lambda: face.unlock(account),
+            "inspect": lambda: face.inspect(account),
         }
     key = new_account()
     entry = face.hit(key).entry

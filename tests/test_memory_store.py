@@ -593,9 +593,10 @@ def primitives(store: Any, now: int, entry: str) -> dict[str, Callable[[], Any]]
         "issue_code": lambda: store.issue_code("acct", now, limits, b"h" * 32),
         "verify_code": lambda: store.verify_code("acct", now, limits, (b"h" * 32,), None),
         "device_trusted": lambda: store.device_trusted("acct", now, 1000, "dev"),
-        "forget_device": lambda: store.forget_device("acct", "dev"),
-        "forget_all_devices": lambda: store.forget_all_devices("acct"),
-        "unlock": lambda: store.unlock("acct"),
+        "forget_device": lambda: store.forget_device("acct", now, 1000, "dev"),
+        "forget_all_devices": lambda: store.forget_all_devices("acct", now, 1000),
+        "unlock": lambda: store.unlock("acct", now, 1000),
+        "inspect": lambda: store.inspect("acct"),
     }
 
 

@@ -299,16 +299,27 @@ def _op_trusted(rig: Rig) -> Any:
 
 def _op_forget_device(rig: Rig) -> Any:
     token = _token(rig)
-    return lambda: rig.codes.forget_device(ACCOUNT, token), lambda r: r is None
+    return lambda: rig.codes.forget_device(ACCOUNT, token), lambda r: r is True
+
+
+def _op_forget_device_id(rig: Rig) -> Any:
+    _token(rig)
+    (device,) = rig.codes.inspect(ACCOUNT).devices
+    return lambda: rig.codes.forget_device_id(ACCOUNT, device.device_id), lambda r: r is True
 
 
 def _op_forget_all(rig: Rig) -> Any:
     _token(rig)
-    return lambda: rig.codes.forget_all_devices(ACCOUNT), lambda r: r is None
+    return lambda: rig.codes.forget_all_devices(ACCOUNT), lambda r: r == 1
 
 
 def _op_unlock(rig: Rig) -> Any:
-    return lambda: rig.codes.unlock(ACCOUNT), lambda r: r is None
+    return lambda: rig.codes.unlock(ACCOUNT), lambda r: r is False
+
+
+def _op_inspect(rig: Rig) -> Any:
+    _token(rig)
+    return lambda: rig.codes.inspect(ACCOUNT), lambda s: len(s.devices) == 1
 
 
 def _op_hit(rig: Rig) -> Any:
@@ -346,8 +357,10 @@ ONE_TRIP: dict[str, Setup] = {
     "verify_code-locked": _op_verify_locked,
     "is_trusted_device": _op_trusted,
     "forget_device": _op_forget_device,
+    "forget_device_id": _op_forget_device_id,
     "forget_all_devices": _op_forget_all,
     "unlock": _op_unlock,
+    "inspect": _op_inspect,
     "hit": _op_hit,
     "hit-refused": _op_hit_refused,
     "peek": _op_peek,
@@ -380,7 +393,7 @@ def _zero_trusted(make: Callable[[Rig, str], tuple[str, str, str | None]]) -> Se
 def _zero_forget(make: Callable[[Rig, str], tuple[str, str | None]]) -> Setup:
     def setup(rig: Rig) -> Any:
         account, token = make(rig, _token(rig))
-        return lambda: rig.codes.forget_device(account, token), lambda r: r is None
+        return lambda: rig.codes.forget_device(account, token), lambda r: r is False
 
     return setup
 
@@ -403,6 +416,10 @@ ZERO_TRIPS: dict[str, Setup] = {
     "forget_device-none": _zero_forget(lambda rig, t: (ACCOUNT, None)),
     "forget_device-other-account": _zero_forget(lambda rig, t: (OTHER_ACCOUNT, t)),
     "release-none": _zero_release_none,
+    "forget_device_id-not-an-id": lambda rig: (
+        lambda: rig.codes.forget_device_id(ACCOUNT, "no such device"),
+        lambda r: r is False,
+    ),
 }
 
 
@@ -496,10 +513,10 @@ def test_script_flush_between_calls_standalone(
             ),
             (remember, lambda r: isinstance(r, Verified)),
             (lambda: codes.is_trusted_device(ACCOUNT, state["token"], FP), lambda r: r is True),
-            (lambda: codes.forget_device(ACCOUNT, state["token"]), lambda r: r is None),
+            (lambda: codes.forget_device(ACCOUNT, state["token"]), lambda r: r is True),
             (lambda: codes.is_trusted_device(ACCOUNT, state["token"], FP), lambda r: r is False),
-            (lambda: codes.forget_all_devices(ACCOUNT), lambda r: r is None),
-            (lambda: codes.unlock(ACCOUNT), lambda r: r is None),
+            (lambda: codes.forget_all_devices(ACCOUNT), lambda r: r == 0),
+            (lambda: codes.unlock(ACCOUNT), lambda r: r is False),
             (hit, lambda d: d.allowed),
             (lambda: limiter.peek("k"), lambda d: d.remaining == 1),
             (lambda: limiter.release("k", state["entry"]), lambda r: r is None),
@@ -1277,11 +1294,52 @@ def test_memory_per_account(plain: redis.Redis, prefix: str, codes: SecurityCode
         b"w",
     ]
     assert sum(f.startswith(b"d:") for f in fields) == 1
-    assert plain.object("encoding", keys[0]) == b"listpack"  # the compact encoding
-    total = plain.memory_usage(keys[0], samples=0)
     server = plain.info("server")
     name = "valkey" if "valkey_version" in server else "redis"
     version = server.get("valkey_version") or server.get("redis_version")
+    # the compact encoding: Redis 7.0 renamed ziplist to listpack (Valkey reports redis_version
+    # 7.2.4, so it takes listpack too)
+    major = int(str(server["redis_version"]).split(".")[0])
+    compact = b"listpack" if major >= 7 else b"ziplist"
+    assert plain.object("encoding", keys[0]) == compact
+    total = plain.memory_usage(keys[0], samples=0)
     allocator = plain.info("memory").get("mem_allocator")
     print(f"\nMEMORY USAGE per account ({name} {version}, {allocator}): {total} bytes")
     assert total <= MAX_BYTES_PER_ACCOUNT
+
+
+# -- from_url: bad arguments raise naming them, before anything is sent (R7.4) --------------------
+
+
+@pytest.mark.parametrize("cls", [RedisBackend, AsyncRedisBackend])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"url": b"redis://x"}, TypeError, "url"),
+        ({"cluster": 1}, TypeError, "cluster"),
+        ({"max_connections": 0}, ValueError, "max_connections"),
+        ({"max_connections": True}, TypeError, "max_connections"),
+        ({"connect_timeout": 0}, ValueError, "connect_timeout"),
+        ({"connect_timeout": "1"}, TypeError, "connect_timeout"),
+        ({"socket_timeout": float("inf")}, ValueError, "socket_timeout"),
+        ({"pool_timeout": -1}, ValueError, "pool_timeout"),
+        ({"allow_eviction": "yes"}, TypeError, "allow_eviction"),
+        ({"prefix": "a{b"}, ValueError, "prefix"),
+    ],
+)
+def test_r7_4_from_url_bad_arguments_raise_naming_them(
+    cls: Any, kwargs: dict[str, Any], error: type[Exception], name: str
+) -> None:
+    args = {"url": f"redis://127.0.0.1:{servers.free_port()}/0", **kwargs}
+    with pytest.raises(error, match=name):
+        cls.from_url(**args)
+
+
+def test_from_url_sends_nothing_before_the_first_operation() -> None:
+    """Built at import time with no server up: no error until an operation needs one."""
+    port = servers.free_port()
+    backend = RedisBackend.from_url(f"redis://127.0.0.1:{port}/0")
+    codes = SecurityCodes(backend, secret=SECRET)
+    with pytest.raises(BackendError, match="connecting to"):
+        codes.request_code(ACCOUNT)
+    backend.client.close()

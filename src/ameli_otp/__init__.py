@@ -15,19 +15,25 @@ from ._facade import SecurityCodes, SlidingWindowLimiter
 from ._memory import AsyncMemoryBackend, MemoryBackend
 from ._policy import Policy
 from ._results import Decision, Issued, Reason, Refused, Verified
+from ._status import AccountStatus, CodeStatus, TrustedDevice
+from .events import Event, EventKind
 
 if TYPE_CHECKING:
     from ._async_redis import AsyncRedisBackend
     from ._redis import RedisBackend
 
 __all__ = [
+    "AccountStatus",
     "AsyncMemoryBackend",
     "AsyncRedisBackend",
     "AsyncSecurityCodes",
     "AsyncSlidingWindowLimiter",
     "BackendError",
+    "CodeStatus",
     "ConfigurationError",
     "Decision",
+    "Event",
+    "EventKind",
     "Issued",
     "MemoryBackend",
     "Policy",
@@ -37,6 +43,7 @@ __all__ = [
     "SecurityCodes",
     "SlidingWindowLimiter",
     "StoreFullError",
+    "TrustedDevice",
     "Verified",
 ]
 

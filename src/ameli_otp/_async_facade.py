@@ -6,15 +6,17 @@ run ``python tools/gen_async.py``. CI runs it with ``--check``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from . import _rules as rules
-from ._core import CodesCore, LimiterCore, check_backend
+from ._core import MALFORMED_KIND, CodesCore, LimiterCore, check_backend
 from ._keys import SecretInput
 from ._policy import Policy
 from ._results import Decision, Issued, Refused, Verified
+from ._status import AccountStatus, account_status
 from ._store import AsyncStore
+from .events import Emitter, Hook
 
 __all__ = ["AsyncSecurityCodes", "AsyncSlidingWindowLimiter"]
 
@@ -22,16 +24,18 @@ __all__ = ["AsyncSecurityCodes", "AsyncSlidingWindowLimiter"]
 class AsyncSecurityCodes:
     """The security-code rules of RULES.md over one store.
 
-    ``backend`` is a store (``AsyncMemoryBackend()``, ``AsyncRedisBackend(client)``);
+    ``backend`` is a store (``AsyncMemoryBackend()``, ``AsyncRedisBackend.from_url(url)``);
     ``secret`` is required (bytes or str of at least 32 bytes, or a list to rotate
     keys, newest first); ``policy`` defaults to ``Policy()``; ``clock`` is a callable
-    returning seconds since the epoch (default: ``time.time()`` read at each call).
+    returning seconds since the epoch (default: ``time.time()`` read at each call);
+    ``on_event`` is a hook or a list of hooks given one :class:`~ameli_otp.events.Event`
+    per decision (R9.3, :mod:`ameli_otp.events`).
 
     Refusals are results (:class:`Refused`); bad arguments raise ``TypeError`` or
     ``ValueError`` before anything is stored; a failing store raises ``BackendError``.
     """
 
-    __slots__ = ("_core", "_store")
+    __slots__ = ("_core", "_events", "_store")
 
     def __init__(
         self,
@@ -40,10 +44,12 @@ class AsyncSecurityCodes:
         secret: SecretInput,
         policy: Policy | None = None,
         clock: Callable[[], float] | None = None,
+        on_event: Hook | Iterable[Hook] | None = None,
     ) -> None:
         check_backend(backend, want_async=True)
         self._store = backend
         self._core = CodesCore(secret, policy, clock)
+        self._events = Emitter(on_event, self._core.ref)
 
     @property
     def policy(self) -> Policy:
@@ -59,7 +65,10 @@ class AsyncSecurityCodes:
         core = self._core
         ak, now, code, code_hash = core.prepare_request(account)
         outcome = await self._store.issue_code(ak, now, core.limits, code_hash)
-        return rules.issue_result(outcome, now, core.limits, code)
+        result = rules.issue_result(outcome, now, core.limits, code)
+        if self._events:
+            self._events.requested(ak, now, result)
+        return result
 
     async def verify_code(
         self,
@@ -77,12 +86,17 @@ class AsyncSecurityCodes:
         before anything is read or written.
         """
         core = self._core
-        prepared = core.prepare_verify(account, code, remember_device, fingerprint)
-        if prepared is None:
-            return rules.MALFORMED
-        ak, now, candidates, token, device = prepared
-        outcome = await self._store.verify_code(ak, now, core.limits, candidates, device)
-        return rules.verify_result(outcome, now, core.limits, token)
+        call = core.prepare_verify(account, code, remember_device, fingerprint)
+        if call.candidates:
+            kind, value = await self._store.verify_code(
+                call.account, call.now, core.limits, call.candidates, call.device
+            )
+            result = rules.verify_result((kind, value), call.now, core.limits, call.token)
+        else:  # R2.1: a typo is not a guess, and costs no round trip
+            kind, result = MALFORMED_KIND, rules.MALFORMED
+        if self._events:
+            self._events.verified(call.account, call.now, kind, result, call.device)
+        return result
 
     async def is_trusted_device(self, account: str, token: str | None, fingerprint: str) -> bool:
         """True only if ``token`` trusts this browser for ``account`` now (R3.2).
@@ -96,23 +110,65 @@ class AsyncSecurityCodes:
         ak, now, device = prepared
         return await self._store.device_trusted(ak, now, self._core.limits.device_trust_ttl, device)
 
-    async def forget_device(self, account: str, token: str | None) -> None:
-        """Revoke ``token`` if it belongs to ``account`` (R3.3).
+    async def forget_device(self, account: str, token: str | None) -> bool:
+        """Revoke ``token`` if it belongs to ``account`` (R3.3); True if it was trusted.
 
         Anything else (None, garbage, a forged token, another account's) does nothing,
-        without a store round trip.
+        without a store round trip, and gives False.
         """
         prepared = self._core.prepare_forget(account, token)
-        if prepared is not None:
-            await self._store.forget_device(*prepared)
+        if prepared is None:
+            return False
+        return await self._revoke(*prepared)
 
-    async def forget_all_devices(self, account: str) -> None:
-        """Revoke every trusted browser of ``account`` (R3.3)."""
-        await self._store.forget_all_devices(self._core.account(account))
+    async def forget_device_id(self, account: str, device_id: str) -> bool:
+        """Revoke the browser ``inspect`` lists as ``device_id`` (R9.2); True if it was trusted.
 
-    async def unlock(self, account: str) -> None:
-        """Lift a lock and clear the failure count (R2.7): for the support desk."""
-        await self._store.unlock(self._core.account(account))
+        For the support desk, when the person no longer has the browser (or its token).
+        """
+        prepared = self._core.prepare_forget_id(account, device_id)
+        if prepared is None:
+            return False
+        return await self._revoke(*prepared)
+
+    async def _revoke(self, ak: str, device: str) -> bool:
+        core = self._core
+        now = core.now()
+        revoked = await self._store.forget_device(ak, now, core.limits.device_trust_ttl, device)
+        if revoked and self._events:
+            self._events.revoked(ak, now, device)
+        return revoked
+
+    async def forget_all_devices(self, account: str) -> int:
+        """Revoke every trusted browser of ``account`` (R3.3); how many were trusted."""
+        core = self._core
+        ak, now = core.account(account), core.now()
+        count = await self._store.forget_all_devices(ak, now, core.limits.device_trust_ttl)
+        if count and self._events:
+            self._events.all_revoked(ak, now, count)
+        return count
+
+    async def unlock(self, account: str) -> bool:
+        """Lift a lock and clear the failure count (R2.7): for the support desk.
+
+        True if a lock or a failure count that still counted was lifted (R9.2).
+        """
+        core = self._core
+        ak, now = core.account(account), core.now()
+        unlocked = await self._store.unlock(ak, now, core.limits.lockout)
+        if unlocked and self._events:
+            self._events.unlocked(ak, now)
+        return unlocked
+
+    async def inspect(self, account: str) -> AccountStatus:
+        """The account as the rules see it now (R9.1): one round trip, nothing changed.
+
+        Lock, failures, codes counting and when the next is allowed, the active code
+        (never the code itself) and the trusted browsers with their ``device_id``.
+        """
+        core = self._core
+        ak, now = core.account(account), core.now()
+        return account_status(await self._store.inspect(ak), now, core.limits)
 
 
 class AsyncSlidingWindowLimiter:

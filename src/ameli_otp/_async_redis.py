@@ -39,9 +39,11 @@ from ._redis_common import (
     new_entry,
     outcome,
     pair,
+    raw_status,
     track,
     verify_args,
 )
+from ._status import Raw
 
 __all__ = ["AsyncRedisBackend"]
 
@@ -287,14 +289,21 @@ class AsyncRedisBackend:
         args = [now, trust_ttl, device]
         return bool(await self._call("device_trusted", self._keys.state(account), args))
 
-    async def forget_device(self, account: str, device: str) -> None:
+    async def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        await self._call("forget_device", self._keys.state(account), [device])
+        args = [now, trust_ttl, device, new_entry()]
+        return bool(await self._call("forget_device", self._keys.state(account), args))
 
-    async def forget_all_devices(self, account: str) -> None:
+    async def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        await self._call("forget_all_devices", self._keys.state(account), [])
+        args = [now, trust_ttl, new_entry()]
+        return int(await self._call("forget_all_devices", self._keys.state(account), args))
 
-    async def unlock(self, account: str) -> None:
+    async def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        await self._call("unlock", self._keys.state(account), [])
+        args = [now, lockout, new_entry()]
+        return bool(await self._call("unlock", self._keys.state(account), args))
+
+    async def inspect(self, account: str) -> Raw:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return raw_status(await self._call("inspect", self._keys.state(account), []))

@@ -9,18 +9,33 @@ store call, with or without ``await``.
 from __future__ import annotations
 
 import inspect
+import re
 import secrets
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from . import _rules as rules
 from ._keys import Keyring
 from ._policy import Policy, duration_ms, positive_int
 
-__all__ = ["Clock", "CodesCore", "LimiterCore"]
+__all__ = ["MALFORMED_KIND", "Clock", "CodesCore", "LimiterCore", "VerifyCall"]
 
 Clock = Callable[[], float]
 _FAR = 1e13  # seconds: a float reading within this is finite, so round() cannot fail
+MALFORMED_KIND = -1  # the outcome kind of a malformed code, for events: no store call
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22}")  # the nonce of a device token (_keys)
+
+
+class VerifyCall(NamedTuple):
+    """What ``verify_code`` sends to the store (named: ``token`` and ``device`` are both
+    ``str | None`` and must not be swapped)."""
+
+    account: str  # the record name
+    now: int
+    candidates: tuple[bytes, ...]  # the typed code's hash under every secret; () malformed
+    token: str | None  # the device token to hand out on success
+    device: str | None  # the device id the store trusts on success
 
 
 def system_clock() -> float:
@@ -82,8 +97,9 @@ class CodesCore:
 
     def prepare_verify(
         self, account: object, code: object, remember_device: object, fingerprint: object
-    ) -> tuple[str, int, tuple[bytes, ...], str | None, str | None] | None:
-        """``(account key, now, candidate hashes, token, device id)``, None if malformed.
+    ) -> VerifyCall:
+        """What ``verify_code`` sends to the store; ``candidates`` is empty for a malformed
+        code (R2.1: then nothing is read or written, and no token is made).
 
         Raises on bad arguments before anything is read or written (R3.1, R7).
         """
@@ -97,14 +113,14 @@ class CodesCore:
         elif fingerprint is not None:
             rules.check_fingerprint(fingerprint)
         digits = rules.normalize_code(code, self.length)
-        if digits is None:
-            return None
         now = self.now()
+        if digits is None:
+            return VerifyCall(ak, now, (), None, None)
         token = device = None
         if remember_device:
             assert isinstance(fingerprint, str)  # noqa: S101 - checked above, for mypy
             token, device = self.keys.new_device_token(ak, fingerprint, now)
-        return ak, now, self.keys.code_candidates(ak, digits), token, device
+        return VerifyCall(ak, now, self.keys.code_candidates(ak, digits), token, device)
 
     def prepare_trust(
         self, account: object, token: object, fingerprint: object
@@ -134,6 +150,21 @@ class CodesCore:
         ak = self.account(account)
         device = self.keys.device_id_of(ak, token)
         return None if device is None else (ak, device)
+
+    def prepare_forget_id(self, account: object, device_id: object) -> tuple[str, str] | None:
+        """``(account key, device id)`` for ``forget_device_id``, None if it cannot be one.
+
+        A ``device_id`` is what ``inspect`` lists; a str of another shape names no
+        device (nothing to revoke, no round trip); anything but a str raises.
+        """
+        ak = self.account(account)
+        if not isinstance(device_id, str):
+            raise TypeError(f"device_id must be a str, not {type(device_id).__name__}")
+        return (ak, device_id) if DEVICE_ID.fullmatch(device_id) else None
+
+    def ref(self, account_key: str) -> str:
+        """The ``account_ref`` of events: a keyed pseudonym of the record name (R9.3)."""
+        return self.keys.name(b"event", account_key)
 
 
 class LimiterCore:

@@ -27,6 +27,7 @@ from typing import Any
 from . import _rules as rules
 from ._errors import ConfigurationError, StoreFullError
 from ._policy import SLACK_MS, Limits, positive_int
+from ._status import EMPTY, Raw, raw_of
 
 __all__ = ["AsyncMemoryBackend", "MemoryBackend"]
 
@@ -312,26 +313,29 @@ class MemoryBackend:
             rec = self._accounts.get(account)
             return rec is not None and rules.device_trusted(rec.data, now, trust_ttl, device)
 
-    def forget_device(self, account: str, device: str) -> None:
+    def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._accounts.get(account)
-            if rec is not None:
-                rec.data.devices.pop(device, None)
+            return rec is not None and rules.forget_device(rec.data, now, trust_ttl, device)
 
-    def forget_all_devices(self, account: str) -> None:
+    def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._accounts.get(account)
-            if rec is not None:
-                rec.data.devices.clear()
+            return 0 if rec is None else rules.forget_all_devices(rec.data, now, trust_ttl)
 
-    def unlock(self, account: str) -> None:
+    def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._accounts.get(account)
-            if rec is not None:
-                rules.unlock(rec.data)
+            return rec is not None and rules.unlock(rec.data, now, lockout)
+
+    def inspect(self, account: str) -> Raw:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._accounts.get(account)
+            return EMPTY if rec is None else raw_of(rec.data)
 
     def dump(self) -> str:
         """A text dump of everything held, as an operator (or an attacker) would see it.
@@ -414,14 +418,18 @@ class AsyncMemoryBackend:
         """See :class:`ameli_otp._store.AsyncStore`."""
         return self.sync.device_trusted(account, now, trust_ttl, device)
 
-    async def forget_device(self, account: str, device: str) -> None:
+    async def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        self.sync.forget_device(account, device)
+        return self.sync.forget_device(account, now, trust_ttl, device)
 
-    async def forget_all_devices(self, account: str) -> None:
+    async def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        self.sync.forget_all_devices(account)
+        return self.sync.forget_all_devices(account, now, trust_ttl)
 
-    async def unlock(self, account: str) -> None:
+    async def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        self.sync.unlock(account)
+        return self.sync.unlock(account, now, lockout)
+
+    async def inspect(self, account: str) -> Raw:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.inspect(account)

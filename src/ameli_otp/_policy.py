@@ -27,6 +27,7 @@ class Limits(NamedTuple):
     max_failed_attempts: int
     lockout: int
     device_trust_ttl: int
+    max_trusted_devices: int
 
 
 def duration_ms(name: str, value: object) -> int:
@@ -84,6 +85,9 @@ class Policy:
     lockout: timedelta = attrs.field(default=timedelta(hours=24), validator=_duration)
     code_length: int = attrs.field(default=6, validator=_code_length)
     device_trust_ttl: timedelta = attrs.field(default=timedelta(days=183), validator=_duration)
+    #: browsers trusted at once per account: trusting one more forgets the oldest grant,
+    #: so that an account's record stays small (RULES R9.1; docs/support.md)
+    max_trusted_devices: int = attrs.field(default=10, validator=_count)
     limits: Limits = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -100,5 +104,6 @@ class Policy:
             max_failed_attempts=self.max_failed_attempts,
             lockout=duration_ms("lockout", self.lockout),
             device_trust_ttl=duration_ms("device_trust_ttl", self.device_trust_ttl),
+            max_trusted_devices=self.max_trusted_devices,
         )
         object.__setattr__(self, "limits", limits)

@@ -39,9 +39,11 @@ from ._redis_common import (
     new_entry,
     outcome,
     pair,
+    raw_status,
     track,
     verify_args,
 )
+from ._status import Raw
 
 __all__ = ["RedisBackend"]
 
@@ -287,14 +289,21 @@ class RedisBackend:
         args = [now, trust_ttl, device]
         return bool(self._call("device_trusted", self._keys.state(account), args))
 
-    def forget_device(self, account: str, device: str) -> None:
+    def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.Store`."""
-        self._call("forget_device", self._keys.state(account), [device])
+        args = [now, trust_ttl, device, new_entry()]
+        return bool(self._call("forget_device", self._keys.state(account), args))
 
-    def forget_all_devices(self, account: str) -> None:
+    def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.Store`."""
-        self._call("forget_all_devices", self._keys.state(account), [])
+        args = [now, trust_ttl, new_entry()]
+        return int(self._call("forget_all_devices", self._keys.state(account), args))
 
-    def unlock(self, account: str) -> None:
+    def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.Store`."""
-        self._call("unlock", self._keys.state(account), [])
+        args = [now, lockout, new_entry()]
+        return bool(self._call("unlock", self._keys.state(account), args))
+
+    def inspect(self, account: str) -> Raw:
+        """See :class:`ameli_otp._store.Store`."""
+        return raw_status(self._call("inspect", self._keys.state(account), []))

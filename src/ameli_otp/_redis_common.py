@@ -27,6 +27,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from ._errors import BackendError, ConfigurationError
 from ._policy import SLACK_MS, Limits
+from ._status import EMPTY, Raw
 
 __all__ = [
     "CHECK_TIMEOUT",
@@ -53,6 +54,7 @@ __all__ = [
     "new_entry",
     "outcome",
     "pair",
+    "raw_status",
     "script_source",
     "track",
     "verify_args",
@@ -69,6 +71,7 @@ SCRIPTS = (
     "forget_device",
     "forget_all_devices",
     "unlock",
+    "inspect",
 )
 
 
@@ -162,8 +165,34 @@ def verify_args(
         SLACK_MS,
         request,
         device or "",
+        limits.max_trusted_devices,
         *candidates,
     ]
+
+
+def raw_status(reply: Any) -> Raw:
+    """``inspect.lua``'s reply (the account hash's fields) as a :class:`~ameli_otp._status.Raw`.
+
+    The field layout is the one of ``issue_code.lua``'s header; the window ``w`` is packed
+    as ``_lib.lua`` writes it (hexadecimal times, comma-separated, ``-`` for negative ones).
+    """
+    fields = {bytes(k): bytes(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
+    if not fields:
+        return EMPTY
+    code = fields.get(b"h") is not None and fields.get(b"t") is not None
+    return Raw(
+        lock_until=int(fields.get(b"u", 0)),
+        failures=int(fields.get(b"n", 0)),
+        last_failure=int(fields.get(b"l", 0)),
+        window=tuple(int(x, 16) for x in fields.get(b"w", b"").split(b",") if x),
+        code_issued=int(fields[b"t"]) if code else None,
+        code_failures=int(fields.get(b"f", 0)) if code else 0,
+        devices=tuple(
+            (name[2:].decode("ascii"), int(value))
+            for name, value in fields.items()
+            if name.startswith(b"d:")
+        ),
+    )
 
 
 def outcome(reply: Any) -> tuple[int, int]:

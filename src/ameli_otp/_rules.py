@@ -292,7 +292,7 @@ def verify(
         acct.failures = 0
         window_release(acct.window, code.entry)
         if device is not None:
-            add_device(acct, now, lim.device_trust_ttl, device)
+            add_device(acct, now, lim, device)
         return VERIFIED, 0
     code.failures += 1  # R2.6
     acct.failures += 1
@@ -308,11 +308,14 @@ def verify(
     return WRONG_CODE, code.failures
 
 
-def add_device(acct: Account, now: int, trust_ttl: int, device: str) -> None:
-    """R3.1: trust ``device`` from ``now`` (expired trusts are forgotten on the way)."""
+def add_device(acct: Account, now: int, lim: Limits, device: str) -> None:
+    """R3.1: trust ``device`` from ``now``; expired trusts are forgotten on the way, and
+    past ``max_trusted_devices`` the oldest grant goes (R9.1: a record stays small)."""
     devices = acct.devices
-    for d in [d for d, t in devices.items() if now >= t + trust_ttl]:
+    for d in [d for d, t in devices.items() if now >= t + lim.device_trust_ttl]:
         del devices[d]
+    while len(devices) >= lim.max_trusted_devices:
+        del devices[min(devices, key=lambda d: (devices[d], d))]
     devices[device] = now
 
 
@@ -322,10 +325,25 @@ def device_trusted(acct: Account, now: int, trust_ttl: int, device: str) -> bool
     return granted is not None and now < granted + trust_ttl
 
 
-def unlock(acct: Account) -> None:
-    """R2.7: lift the lock and clear the failure count."""
+def forget_device(acct: Account, now: int, trust_ttl: int, device: str) -> bool:
+    """R3.3, R9.2: revoke ``device``; True if it was trusted (an expired trust is no change)."""
+    granted = acct.devices.pop(device, None)
+    return granted is not None and now < granted + trust_ttl
+
+
+def forget_all_devices(acct: Account, now: int, trust_ttl: int) -> int:
+    """R3.3: revoke every device; the number of them that were trusted."""
+    trusted = sum(now < t + trust_ttl for t in acct.devices.values())
+    acct.devices.clear()
+    return trusted
+
+
+def unlock(acct: Account, now: int, lockout: int) -> bool:
+    """R2.7: lift the lock and clear the failure count; True if either still held."""
+    changed = now < acct.lock_until or (acct.failures > 0 and now < acct.last_failure + lockout)
     acct.lock_until = 0
     acct.failures = 0
+    return changed
 
 
 # -- outcomes to results ---------------------------------------------------------------------

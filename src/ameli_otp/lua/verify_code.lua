@@ -10,7 +10,8 @@
 -- ARGV[8]  expiry slack, ms
 -- ARGV[9]  this request's id (48 random bits, made by the caller: a replay carries it again)
 -- ARGV[10] device id to trust on success, or '' for none
--- ARGV[11..] the typed code's keyed hash under every secret
+-- ARGV[11] max_trusted_devices
+-- ARGV[12..] the typed code's keyed hash under every secret
 -- returns  outcome(kind, value) (see _lib.lua), the outcomes of _rules.verify:
 --          (0, 0) verified   (2, lock end) locked   (3, 0) no code   (4, 0) expired
 --          (5, code failures) wrong code   (6, 0) too many attempts (code burned)
@@ -50,7 +51,7 @@ if failures > 0 and now >= tonumber(s[8] or '0') + lockout then
     failures = 0
 end
 local matched = false
-for i = 11, #ARGV do
+for i = 12, #ARGV do
     if ARGV[i] == hash then
         matched = true
     end
@@ -69,12 +70,27 @@ if matched then
     end
     local device = ARGV[10]
     if device ~= '' then
-        local trust = tonumber(ARGV[7])
+        -- forget expired trusts; past max_trusted_devices, the oldest grant goes (R9.1)
+        local trust, most = tonumber(ARGV[7]), tonumber(ARGV[11])
         local fields = redis.call('HGETALL', st)
+        local live = {}
         for i = 1, #fields, 2 do
             local name = fields[i]
-            if string.sub(name, 1, 2) == 'd:' and now >= tonumber(fields[i + 1]) + trust then
-                redis.call('HDEL', st, name)
+            if string.sub(name, 1, 2) == 'd:' then
+                local granted = tonumber(fields[i + 1])
+                if now >= granted + trust then
+                    redis.call('HDEL', st, name)
+                else
+                    live[#live + 1] = {granted, name}
+                end
+            end
+        end
+        if #live >= most then
+            table.sort(live, function(a, b)
+                return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+            end)
+            for i = 1, #live - most + 1 do
+                redis.call('HDEL', st, live[i][2])
             end
         end
         redis.call('HSET', st, 'd:' .. device, now)
