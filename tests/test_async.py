@@ -188,7 +188,7 @@ async def trusted_devices(backend: Any, codes: AsyncSecurityCodes, account: str)
 # -- 1,000 concurrent tasks ------------------------------------------------------------------
 
 
-def test_concurrent_right_code_verifies_once(store: AsyncStoreKind) -> None:
+def test_r6_1_concurrent_right_code_verifies_once(store: AsyncStoreKind) -> None:
     """1,000 concurrent verifications of the right code: exactly one logs in (R6.1)."""
 
     async def main() -> None:
@@ -211,7 +211,7 @@ def test_concurrent_right_code_verifies_once(store: AsyncStoreKind) -> None:
     asyncio.run(main())
 
 
-def test_concurrent_requests_issue_at_most_the_limit(store: AsyncStoreKind) -> None:
+def test_r6_1_concurrent_requests_issue_at_most_the_limit(store: AsyncStoreKind) -> None:
     """1,000 concurrent ``request_code`` on one account: exactly 5 codes (R1.3, R6.1)."""
 
     async def main() -> None:
@@ -235,7 +235,7 @@ def test_concurrent_requests_issue_at_most_the_limit(store: AsyncStoreKind) -> N
     asyncio.run(main())
 
 
-def test_concurrent_wrong_guesses_never_pass_a_limit(store: AsyncStoreKind) -> None:
+def test_r6_1_concurrent_wrong_guesses_never_pass_a_limit(store: AsyncStoreKind) -> None:
     """1,000 concurrent wrong guesses: 3 count, the code is burned, no failure is lost (R6.1)."""
 
     async def main() -> None:

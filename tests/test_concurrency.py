@@ -85,7 +85,7 @@ def wrong(code: str, i: int) -> str:
 
 # -- R1.3: never more than max_unused_codes codes per window ------------------------------------
 @pytest.mark.parametrize("max_unused", [1, 5])
-def test_concurrent_requests_issue_exactly_max_unused_codes(
+def test_r6_1_concurrent_requests_issue_exactly_max_unused_codes(
     sync_harness: Harness, pool: ThreadPoolExecutor, max_unused: int
 ) -> None:
     """R6.1 'N concurrent request_code calls for one account never issue more than
@@ -108,7 +108,7 @@ def test_concurrent_requests_issue_exactly_max_unused_codes(
 
 # -- R2.5: one success for M concurrent verifications of the right code ------------------------
 @pytest.mark.parametrize("remember", [False, True])
-def test_concurrent_right_code_verifies_exactly_once(
+def test_r6_1_concurrent_right_code_verifies_exactly_once(
     sync_harness: Harness, pool: ThreadPoolExecutor, remember: bool
 ) -> None:
     """R6.1 'M concurrent verifications of the right code give exactly one success'."""
@@ -137,7 +137,7 @@ def test_concurrent_right_code_verifies_exactly_once(
 
 
 # -- R2.6: wrong guesses on one code never count more than were made ---------------------------
-def test_concurrent_wrong_guesses_burn_one_code_exactly(
+def test_r6_1_concurrent_wrong_guesses_burn_one_code_exactly(
     sync_harness: Harness, pool: ThreadPoolExecutor
 ) -> None:
     """R6.1 'concurrent wrong guesses never count more failures than were made, and never
@@ -171,7 +171,7 @@ def test_concurrent_wrong_guesses_burn_one_code_exactly(
     [(3, 4), (3, 5), (10, 4), (3, 10)],
     ids=["3-per-code-4-to-lock", "3-per-code-5-to-lock", "10-per-code-4-to-lock", "default"],
 )
-def test_concurrent_wrong_guesses_lock_exactly_once(
+def test_r6_1_concurrent_wrong_guesses_lock_exactly_once(
     sync_harness: Harness, pool: ThreadPoolExecutor, per_code: int, max_failed: int
 ) -> None:
     """R2.6 under R6.1: over code after code guessed wrong by 32 threads, the account's
@@ -235,7 +235,7 @@ def test_concurrent_wrong_guesses_lock_exactly_once(
 
 # -- the limiter --------------------------------------------------------------------------------
 @pytest.mark.parametrize("limit", [1, 5, 31])
-def test_concurrent_limiter_hits_allow_exactly_limit(
+def test_r6_1_concurrent_limiter_hits_allow_exactly_limit(
     sync_harness: Harness, pool: ThreadPoolExecutor, limit: int
 ) -> None:
     """R6.1 for the limiter: 32 concurrent hits on one key, exactly ``limit`` allowed."""
@@ -257,7 +257,7 @@ def test_concurrent_limiter_hits_allow_exactly_limit(
         assert limiter.peek(key).remaining == limit
 
 
-def test_concurrent_requests_and_verifications_stay_consistent(
+def test_r6_1_concurrent_requests_and_verifications_stay_consistent(
     sync_harness: Harness, pool: ThreadPoolExecutor
 ) -> None:
     """R6.1 with mixed calls: half the threads ask for codes, half type the first code.
@@ -299,7 +299,7 @@ def test_concurrent_requests_and_verifications_stay_consistent(
             assert after == Refused(Reason.TOO_MANY_CODES, retry_after=policy.code_window)
 
 
-def test_concurrent_calls_on_many_accounts_are_independent(
+def test_r6_1_concurrent_calls_on_many_accounts_are_independent(
     sync_harness: Harness, pool: ThreadPoolExecutor
 ) -> None:
     """One account's traffic does not leak into another's: 32 threads, 32 accounts."""

@@ -860,7 +860,7 @@ COUNTS = ["max_unused_codes", "max_attempts_per_code", "max_failed_attempts", "c
         pytest.param(timedelta(days=-400), ValueError, id="very-negative"),
     ],
 )
-def test_r7_policy_duration_must_be_positive_timedelta(
+def test_r7_5_policy_duration_must_be_positive_timedelta(
     field: str, value: object, error: type[Exception]
 ) -> None:
     """R7 'A Policy is validated when built: durations are timedelta and positive'"""
@@ -882,7 +882,7 @@ def test_r7_policy_duration_must_be_positive_timedelta(
         pytest.param(-1, ValueError, id="negative"),
     ],
 )
-def test_r7_policy_count_must_be_positive_int_not_bool(
+def test_r7_5_policy_count_must_be_positive_int_not_bool(
     field: str, value: object, error: type[Exception]
 ) -> None:
     """R7 'counts are int (not bool) and positive'"""
@@ -891,14 +891,14 @@ def test_r7_policy_count_must_be_positive_int_not_bool(
 
 
 @pytest.mark.parametrize("length", [0, 1, 3, 13, 20, 100])
-def test_r7_policy_code_length_within_4_to_12(length: int) -> None:
+def test_r7_5_policy_code_length_within_4_to_12(length: int) -> None:
     """R7 'code_length is within 4..12'"""
     with pytest.raises(ValueError, match=word("code_length")):
         Policy(code_length=length)
 
 
 @pytest.mark.parametrize("length", [4, 5, 6, 11, 12])
-def test_r7_policy_code_length_edges_accepted(length: int) -> None:
+def test_r7_5_policy_code_length_edges_accepted(length: int) -> None:
     """R7 'code_length is within 4..12'"""
     assert Policy(code_length=length).code_length == length
 
@@ -913,19 +913,19 @@ def test_r7_policy_code_length_edges_accepted(length: int) -> None:
     ],
     ids=repr,
 )
-def test_r7_policy_code_ttl_at_most_code_window(kwargs: dict[str, timedelta]) -> None:
+def test_r7_5_policy_code_ttl_at_most_code_window(kwargs: dict[str, timedelta]) -> None:
     """R7 'and code_ttl <= code_window.'"""
     with pytest.raises(ValueError, match=word("code_ttl")):
         Policy(**kwargs)
 
 
-def test_r7_policy_code_ttl_equal_to_code_window_accepted() -> None:
+def test_r7_5_policy_code_ttl_equal_to_code_window_accepted() -> None:
     """R7 'code_ttl <= code_window' (equal is fine)"""
     policy = Policy(code_ttl=timedelta(minutes=30), code_window=timedelta(minutes=30))
     assert policy.code_ttl == policy.code_window
 
 
-def test_r7_policy_defaults_are_those_of_the_rules() -> None:
+def test_r7_5_policy_defaults_are_those_of_the_rules() -> None:
     """API 'Policy(...)': the defaults of RULES.md"""
     assert Policy() == Policy(
         code_ttl=timedelta(minutes=15),
@@ -939,7 +939,7 @@ def test_r7_policy_defaults_are_those_of_the_rules() -> None:
     )
 
 
-def test_r7_policy_is_frozen() -> None:
+def test_r7_5_policy_is_frozen() -> None:
     """API 'Frozen, validated when built'"""
     policy = Policy()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):

@@ -168,3 +168,58 @@ def test_r4_2_search_finds_every_encoding() -> None:
         assert found(b"prefix " + form + b" suffix", code, bounded=True) == [form]
     assert found(b"ts=17382048213999", code, bounded=True) == []
     assert found(b"code='048213'", code, bounded=True) == [b"048213"]
+
+
+# -- R4.4: compared in constant time ------------------------------------------------------------
+
+
+def _counting_compare(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Count every ``hmac.compare_digest`` (the lengths compared), passing each through."""
+    import hmac
+
+    seen: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def compare(a: bytes, b: bytes) -> bool:
+        seen.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", compare)
+    return seen
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_r4_4_a_typed_code_is_compared_in_constant_time_under_every_secret(
+    monkeypatch: pytest.MonkeyPatch, right: bool
+) -> None:
+    """The memory store compares the keyed hash under every secret with compare_digest,
+    without stopping at the first match (how many compares never depends on the code);
+    the Redis scripts compare keyed hashes, which leak nothing by their timing."""
+    from ameli_otp import MemoryBackend, SecurityCodes
+
+    clock = FakeClock()
+    codes = SecurityCodes(MemoryBackend(), secret=[SECRET, b"b" * 32, b"c" * 32], clock=clock)
+    code = codes.request_code(ACCOUNTS[0]).code
+    typed = code if right else f"{(int(code) + 1) % 10**6:06d}"
+    seen = _counting_compare(monkeypatch)
+    result = codes.verify_code(ACCOUNTS[0], typed)
+    assert result.ok is right
+    assert seen == [(16, 16)] * 3  # one per secret, whether or not the first matched
+
+
+def test_r4_4_device_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both tags of a token, under every secret, whatever matches: 2 compares per secret."""
+    from ameli_otp import MemoryBackend, SecurityCodes
+
+    codes = SecurityCodes(MemoryBackend(), secret=[SECRET, b"b" * 32], clock=FakeClock())
+    code = codes.request_code(ACCOUNTS[0]).code
+    token = codes.verify_code(
+        ACCOUNTS[0], code, remember_device=True, fingerprint=FINGERPRINTS[0]
+    ).device_token
+    assert token is not None
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    for candidate, trusted in ((token, True), (forged, False)):
+        seen = _counting_compare(monkeypatch)
+        assert codes.is_trusted_device(ACCOUNTS[0], candidate, FINGERPRINTS[0]) is trusted
+        assert len(seen) == 4, seen
+        monkeypatch.undo()

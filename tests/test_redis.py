@@ -434,7 +434,7 @@ def _measure(rig: Rig, observer: redis.Redis, thunk: Callable[[], Any]) -> tuple
 
 
 @pytest.mark.parametrize("op", list(ONE_TRIP))
-def test_each_operation_is_one_evalsha(rig: Rig, observer: redis.Redis, op: str) -> None:
+def test_r6_2_each_operation_is_one_evalsha(rig: Rig, observer: redis.Redis, op: str) -> None:
     """R6.2: exactly one command from the client, an EVALSHA, and one script run."""
     thunk, check = ONE_TRIP[op](rig)
     result, sent, ran = _measure(rig, observer, thunk)
@@ -444,7 +444,7 @@ def test_each_operation_is_one_evalsha(rig: Rig, observer: redis.Redis, op: str)
 
 
 @pytest.mark.parametrize("op", list(ZERO_TRIPS))
-def test_malformed_code_and_forged_token_cost_no_round_trip(
+def test_r6_2_malformed_code_and_forged_token_cost_no_round_trip(
     rig: Rig, observer: redis.Redis, op: str
 ) -> None:
     """R6.2, R2.1, R4.3: rejected before the store is asked."""
@@ -667,7 +667,7 @@ def lonely_server() -> Iterator[servers.Server]:
         yield server
 
 
-def test_server_stopped_mid_flow_fails_closed_then_recovers(
+def test_r6_3_server_stopped_mid_flow_fails_closed_then_recovers(
     lonely_server: servers.Server, prefix: str
 ) -> None:
     client = _quiet_client(lonely_server.port)
@@ -715,7 +715,7 @@ def test_server_stopped_mid_flow_fails_closed_then_recovers(
         client.close()
 
 
-def test_server_stopped_async_face_fails_closed(lonely_server: servers.Server, prefix: str) -> None:
+def test_r6_3_server_stopped_async_face_fails_closed(lonely_server: servers.Server, prefix: str) -> None:
     loop = asyncio.new_event_loop()
     client = redis.asyncio.Redis(
         port=lonely_server.port,
@@ -743,7 +743,7 @@ def test_server_stopped_async_face_fails_closed(lonely_server: servers.Server, p
         loop.close()
 
 
-def test_nothing_listening_raises_backend_error(prefix: str) -> None:
+def test_r6_3_nothing_listening_raises_backend_error(prefix: str) -> None:
     client = _quiet_client(servers.free_port(), timeout=0.5)
     codes = SecurityCodes(RedisBackend(client, prefix=prefix), secret=SECRET)
     try:
@@ -756,7 +756,7 @@ def test_nothing_listening_raises_backend_error(prefix: str) -> None:
         client.close()
 
 
-def test_server_that_never_answers_times_out_into_backend_error(prefix: str) -> None:
+def test_r6_3_server_that_never_answers_times_out_into_backend_error(prefix: str) -> None:
     """socket_timeout bounds the wait: a silent peer (accepts, never replies) -> BackendError."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -1153,7 +1153,7 @@ MODES = ["threads", "processes"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_race_request_code_issues_at_most_five(
+def test_r6_1_race_request_code_issues_at_most_five(
     mode: str, request: pytest.FixtureRequest, own_url: str
 ) -> None:
     for n in range(ROUNDS):
@@ -1167,7 +1167,7 @@ def test_race_request_code_issues_at_most_five(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_race_right_code_verifies_once(
+def test_r6_1_race_right_code_verifies_once(
     mode: str, request: pytest.FixtureRequest, own_url: str
 ) -> None:
     for n in range(ROUNDS):
@@ -1181,7 +1181,7 @@ def test_race_right_code_verifies_once(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_race_wrong_guesses_never_exceed_attempts_per_code(
+def test_r6_1_race_wrong_guesses_never_exceed_attempts_per_code(
     mode: str, request: pytest.FixtureRequest, own_url: str
 ) -> None:
     for n in range(ROUNDS):
@@ -1203,7 +1203,7 @@ def test_race_wrong_guesses_never_exceed_attempts_per_code(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_race_wrong_guesses_lock_exactly_once(
+def test_r6_1_race_wrong_guesses_lock_exactly_once(
     mode: str, request: pytest.FixtureRequest, own_url: str
 ) -> None:
     """Each worker's clock is 1 ms apart, so only the guess that locked sees exactly 24 h."""
