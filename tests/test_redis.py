@@ -715,7 +715,9 @@ def test_r6_3_server_stopped_mid_flow_fails_closed_then_recovers(
         client.close()
 
 
-def test_r6_3_server_stopped_async_face_fails_closed(lonely_server: servers.Server, prefix: str) -> None:
+def test_r6_3_server_stopped_async_face_fails_closed(
+    lonely_server: servers.Server, prefix: str
+) -> None:
     loop = asyncio.new_event_loop()
     client = redis.asyncio.Redis(
         port=lonely_server.port,
