@@ -126,8 +126,13 @@ def _script_calls(observer: redis.Redis) -> Counter[str]:
     return Counter({name: int(stats.get(key, {}).get("calls", 0)) for key, name in wanted.items()})
 
 
-def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
+def _all_keys(client: redis.Redis, prefix: str) -> list[bytes]:
     return sorted(client.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+def _keys(client: redis.Redis, prefix: str) -> list[bytes]:
+    """The records: every key but the replay records (``:q``, a minute after a change, R8.1)."""
+    return [key for key in _all_keys(client, prefix) if not key.endswith(b":q")]
 
 
 def _window_entries(client: redis.Redis, key: bytes) -> list[bytes]:
@@ -777,13 +782,15 @@ def test_r6_3_server_that_never_answers_times_out_into_backend_error(prefix: str
 
 
 def _check_ttls(client: Any, keys: list[bytes], policy: Policy, limiter_window: timedelta) -> None:
-    """Every key has 0 < PTTL <= the longest rule that can need it + SLACK_MS."""
+    """Every key has 0 < PTTL <= the longest rule that can need it + SLACK_MS; a replay
+    record (``:q``) lives SLACK_MS after its last write."""
     longest = max(_ms(d) for d in (policy.code_window, policy.lockout, policy.device_trust_ttl))
     assert keys
     for key in keys:
         pttl = client.pttl(key)
-        assert b":l:" in key or key.endswith(b":s"), key
-        bound = _ms(limiter_window) if b":l:" in key else longest
+        assert b":l:" in key or key.endswith((b":s", b":q")), key
+        rule = _ms(limiter_window) if b":l:" in key else longest
+        bound = 0 if key.endswith(b":q") else rule
         assert 0 < pttl <= bound + SLACK_MS, (key, pttl)
 
 
@@ -810,8 +817,10 @@ def test_every_key_has_a_ttl_after_a_full_flow(
     for key in ("a", "b", "b", "b", "b"):
         limiter.hit(key)
 
-    keys = _keys(plain, prefix)
-    assert len(keys) == 1 + 1 + 2  # two accounts (one key each), two limiter keys
+    keys = _all_keys(plain, prefix)
+    # two accounts (one record each, and each a replay record: they changed within the
+    # minute), two limiter keys
+    assert len(keys) == 2 * 2 + 2
     _check_ttls(plain, keys, policy, limiter.window)
 
 
@@ -842,7 +851,7 @@ def test_every_key_keeps_a_ttl_when_a_wrong_guess_burns_the_code(
         assert codes.verify_code(ACCOUNT, _wrong(code)).reason == Reason.WRONG_CODE
     codes.unlock(ACCOUNT)
     assert codes.verify_code(ACCOUNT, _wrong(code)) == Refused(Reason.TOO_MANY_ATTEMPTS)
-    _check_ttls(plain, _keys(plain, prefix), policy, HOUR)
+    _check_ttls(plain, _all_keys(plain, prefix), policy, HOUR)
 
 
 def test_every_key_has_a_ttl_after_each_step_of_random_histories(
@@ -912,7 +921,7 @@ def test_clock_far_from_server_time(plain: redis.Redis, prefix: str, start: date
     assert [i.remaining for i in issued] == [4, 3, 2, 1, 0]
     assert issued[-1].expires_at == start + policy.code_ttl
     assert codes.request_code(ACCOUNT) == Refused(Reason.TOO_MANY_CODES, retry_after=HOUR)
-    _check_ttls(plain, _keys(plain, prefix), policy, HOUR)
+    _check_ttls(plain, _all_keys(plain, prefix), policy, HOUR)
 
     clock.advance(minutes=15)
     assert codes.verify_code(ACCOUNT, issued[-1].code) == Refused(Reason.EXPIRED)
@@ -924,7 +933,7 @@ def test_clock_far_from_server_time(plain: redis.Redis, prefix: str, start: date
     assert isinstance(again, Issued)
     assert again.remaining == 4
     assert codes.verify_code(ACCOUNT, again.code, remember_device=True, fingerprint=FP).ok
-    _check_ttls(plain, _keys(plain, prefix), policy, HOUR)
+    _check_ttls(plain, _all_keys(plain, prefix), policy, HOUR)
 
 
 # -- key layout: one hash tag, one slot per account ---------------------------------------------
@@ -986,7 +995,7 @@ def test_fifty_accounts_on_the_cluster(
     finally:
         for node in nodes:
             node.close()
-    assert sum(per_node) == 50 + 50  # one key per account, one per limiter key
+    assert sum(per_node) == 50 + 50  # one record per account, one per limiter key
     assert sum(1 for n in per_node if n) > 1, per_node
     assert all(per_node), per_node  # all three nodes hold keys
     assert len(by_tag) == 50
@@ -1291,7 +1300,6 @@ def test_memory_per_account(plain: redis.Redis, prefix: str, codes: SecurityCode
         b"h",
         b"l",
         b"n",
-        b"r",
         b"t",
         b"w",
     ]

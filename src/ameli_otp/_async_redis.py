@@ -263,14 +263,14 @@ class AsyncRedisBackend:
 
     async def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        await self._call("window_reset", self._keys.window(key), [])
+        await self._call("window_reset", self._keys.window_changed(key), [new_entry(), SLACK_MS])
 
     async def issue_code(
         self, account: str, now: int, limits: Limits, code_hash: bytes
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
         args = issue_args(now, limits, new_entry(), code_hash)
-        return outcome(await self._call("issue_code", self._keys.state(account), args))
+        return outcome(await self._call("issue_code", self._keys.changed(account), args))
 
     async def verify_code(
         self,
@@ -282,7 +282,7 @@ class AsyncRedisBackend:
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.AsyncStore`."""
         args = verify_args(now, limits, new_entry(), candidates, device)
-        return outcome(await self._call("verify_code", self._keys.state(account), args))
+        return outcome(await self._call("verify_code", self._keys.changed(account), args))
 
     async def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
@@ -291,18 +291,18 @@ class AsyncRedisBackend:
 
     async def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        args = [now, trust_ttl, device, new_entry()]
-        return bool(await self._call("forget_device", self._keys.state(account), args))
+        args = [now, trust_ttl, device, new_entry(), SLACK_MS]
+        return bool(await self._call("forget_device", self._keys.changed(account), args))
 
     async def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        args = [now, trust_ttl, new_entry()]
-        return int(await self._call("forget_all_devices", self._keys.state(account), args))
+        args = [now, trust_ttl, new_entry(), SLACK_MS]
+        return int(await self._call("forget_all_devices", self._keys.changed(account), args))
 
     async def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        args = [now, lockout, new_entry()]
-        return bool(await self._call("unlock", self._keys.state(account), args))
+        args = [now, lockout, new_entry(), SLACK_MS]
+        return bool(await self._call("unlock", self._keys.changed(account), args))
 
     async def inspect(self, account: str) -> Raw:
         """See :class:`ameli_otp._store.AsyncStore`."""

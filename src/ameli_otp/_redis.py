@@ -263,14 +263,14 @@ class RedisBackend:
 
     def window_reset(self, key: str) -> None:
         """See :class:`ameli_otp._store.Store`."""
-        self._call("window_reset", self._keys.window(key), [])
+        self._call("window_reset", self._keys.window_changed(key), [new_entry(), SLACK_MS])
 
     def issue_code(
         self, account: str, now: int, limits: Limits, code_hash: bytes
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
         args = issue_args(now, limits, new_entry(), code_hash)
-        return outcome(self._call("issue_code", self._keys.state(account), args))
+        return outcome(self._call("issue_code", self._keys.changed(account), args))
 
     def verify_code(
         self,
@@ -282,7 +282,7 @@ class RedisBackend:
     ) -> tuple[int, int]:
         """See :class:`ameli_otp._store.Store`."""
         args = verify_args(now, limits, new_entry(), candidates, device)
-        return outcome(self._call("verify_code", self._keys.state(account), args))
+        return outcome(self._call("verify_code", self._keys.changed(account), args))
 
     def device_trusted(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.Store`."""
@@ -291,18 +291,18 @@ class RedisBackend:
 
     def forget_device(self, account: str, now: int, trust_ttl: int, device: str) -> bool:
         """See :class:`ameli_otp._store.Store`."""
-        args = [now, trust_ttl, device, new_entry()]
-        return bool(self._call("forget_device", self._keys.state(account), args))
+        args = [now, trust_ttl, device, new_entry(), SLACK_MS]
+        return bool(self._call("forget_device", self._keys.changed(account), args))
 
     def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int:
         """See :class:`ameli_otp._store.Store`."""
-        args = [now, trust_ttl, new_entry()]
-        return int(self._call("forget_all_devices", self._keys.state(account), args))
+        args = [now, trust_ttl, new_entry(), SLACK_MS]
+        return int(self._call("forget_all_devices", self._keys.changed(account), args))
 
     def unlock(self, account: str, now: int, lockout: int) -> bool:
         """See :class:`ameli_otp._store.Store`."""
-        args = [now, lockout, new_entry()]
-        return bool(self._call("unlock", self._keys.state(account), args))
+        args = [now, lockout, new_entry(), SLACK_MS]
+        return bool(self._call("unlock", self._keys.changed(account), args))
 
     def inspect(self, account: str) -> Raw:
         """See :class:`ameli_otp._store.Store`."""

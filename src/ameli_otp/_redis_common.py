@@ -130,9 +130,17 @@ class KeyNames:
         """``[state]``: the one key of an account (its hash tag: one cluster slot)."""
         return [f"{self.prefix}:{{{account}}}:s"]
 
+    def changed(self, account: str) -> list[str]:
+        """``[state, replay record]`` for a script that changes the account (R8.1)."""
+        return [f"{self.prefix}:{{{account}}}:s", f"{self.prefix}:{{{account}}}:q"]
+
     def window(self, key: str) -> list[str]:
         """``[window]`` of a limiter key."""
         return [f"{self.prefix}:l:{{{key}}}"]
+
+    def window_changed(self, key: str) -> list[str]:
+        """``[window, replay record]`` of a limiter key, for ``window_reset`` (R8.1)."""
+        return [f"{self.prefix}:l:{{{key}}}", f"{self.prefix}:l:{{{key}}}:q"]
 
 
 def new_entry() -> str:

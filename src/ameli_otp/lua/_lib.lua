@@ -21,37 +21,27 @@ local function keep(key, ms)
 end
 
 -- R8.1, a retried call changes nothing twice. A client may send a script again when the reply
--- was lost (redis-py retries by default). Each call that changes an account carries a request
--- id (ARGV, 48 random bits in 8 characters); the account's field r remembers the last RING of
--- them with what they decided: 'id=outcome,id=outcome,...', newest first. A replay finds its id
--- and returns the first outcome without changing anything. The recorded outcomes are small
--- (kind + a count): a lock end is not stored but worked out again from the same ARGV, so that
--- four entries stay under 64 bytes and the hash keeps its compact encoding.
-local RING = 4
+-- was lost (redis-py retries by default). Each call that changes an account (or resets a
+-- limiter key) carries a request id (ARGV, 48 random bits in 8 characters), and its KEYS[2] is
+-- the replay record of that account: a hash of request id -> what the request decided,
+-- written with the change and kept `horizon` ms (the expiry slack) after its last write. A
+-- replay finds its id there and returns the first outcome without changing anything. A
+-- replay comes within seconds (a timeout, a reconnection); the record lives a minute.
+-- (Its expiry is the server's own clock: it guards against replays, no rule depends on it.)
 
--- the outcome recorded for request id in r, or nil
-local function replayed(r, id)
-    if not r then
-        return nil
+-- the outcome recorded for request id, or nil
+local function replayed(q, id)
+    local first = redis.call('HGET', q, id)
+    if first then
+        return tonumber(first)
     end
-    local at = string.find(r, id .. '=', 1, true)
-    if not at then
-        return nil
-    end
-    local stop = string.find(r, ',', at, true)
-    return tonumber(string.sub(r, at + #id + 1, stop and stop - 1 or -1))
+    return nil
 end
 
--- r with (id, recorded) in front, keeping the newest RING entries
-local function remembered(r, id, recorded)
-    local entries = {id .. '=' .. recorded}
-    for x in string.gmatch(r or '', '[^,]+') do
-        if #entries == RING then
-            break
-        end
-        entries[#entries + 1] = x
-    end
-    return table.concat(entries, ',')
+-- record what request id decided
+local function remember(q, id, decided, horizon)
+    redis.call('HSET', q, id, decided)
+    redis.call('PEXPIRE', q, horizon)
 end
 
 -- An account's window is the field w of its state hash: the issue times of its codes that

@@ -1,20 +1,21 @@
 -- forget_device.lua: revoke one device of an account (R3.3, R9.2).
 -- KEYS[1]  the account's state (hash; d:<device id> = trust granted at, ms)
+-- KEYS[2]  the account's replay record (R8.1, see _lib.lua)
 -- ARGV[1]  now, ms since the epoch
 -- ARGV[2]  device_trust_ttl, ms
 -- ARGV[3]  device id
--- ARGV[4]  this request's id (R8.1: a replay returns the first answer)
+-- ARGV[4]  this request's id (a replay carries it again)
+-- ARGV[5]  how long the replay record is kept, ms
 -- returns  1 if the device was trusted (granted and not expired), else 0
-local st = KEYS[1]
-local field = 'd:' .. ARGV[3]
-local s = redis.call('HMGET', st, 'r', field)
-local first = replayed(s[1], ARGV[4])
+local first = replayed(KEYS[2], ARGV[4])
 if first then
     return first
 end
-local trusted = s[2] and tonumber(ARGV[1]) < tonumber(s[2]) + tonumber(ARGV[2])
-if trusted then  -- recorded first: the HDEL below can then never empty (delete) the key
-    redis.call('HSET', st, 'r', remembered(s[1], ARGV[4], 1))
+local field = 'd:' .. ARGV[3]
+local granted = redis.call('HGET', KEYS[1], field)
+redis.call('HDEL', KEYS[1], field)
+if granted and tonumber(ARGV[1]) < tonumber(granted) + tonumber(ARGV[2]) then
+    remember(KEYS[2], ARGV[4], 1, tonumber(ARGV[5]))
+    return 1
 end
-redis.call('HDEL', st, field)
-return trusted and 1 or 0
+return 0

@@ -1,5 +1,6 @@
 -- verify_code.lua: verify_code after the format check (R2.2-R2.6), trusting a device (R3.1).
 -- KEYS[1]  the account's state (hash, fields as in issue_code.lua)
+-- KEYS[2]  the account's replay record (R8.1, see _lib.lua)
 -- ARGV[1]  now, ms since the epoch
 -- ARGV[2]  code_window, ms
 -- ARGV[3]  code_ttl, ms
@@ -22,23 +23,20 @@ local st = KEYS[1]
 local now = tonumber(ARGV[1])
 local lockout, slack = tonumber(ARGV[6]), tonumber(ARGV[8])
 local id = ARGV[9]
-local s = redis.call('HMGET', st, 'r', 'u', 'h', 't', 'f', 'w', 'n', 'l')
-local first = replayed(s[1], id)
+local first = replayed(KEYS[2], id)
 if first then
-    if first % 8 == 7 then  -- the lock end is not recorded: the same ARGV give it again
-        return outcome(7, now + lockout)
-    end
     return first
 end
-local lock = tonumber(s[2] or '0')
+local s = redis.call('HMGET', st, 'u', 'h', 't', 'f', 'w', 'n', 'l')
+local lock = tonumber(s[1] or '0')
 if now < lock then
     return outcome(2, lock)
 end
-local hash = s[3]
+local hash = s[2]
 if not hash then
     return outcome(3, 0)
 end
-local issued = tonumber(s[4])
+local issued = tonumber(s[3])
 if now >= issued + tonumber(ARGV[2]) then
     redis.call('HDEL', st, 'h', 't', 'f')
     return outcome(3, 0)
@@ -46,8 +44,8 @@ end
 if now >= issued + tonumber(ARGV[3]) then
     return outcome(4, 0)
 end
-local failures = tonumber(s[7] or '0')
-if failures > 0 and now >= tonumber(s[8] or '0') + lockout then
+local failures = tonumber(s[6] or '0')
+if failures > 0 and now >= tonumber(s[7] or '0') + lockout then
     failures = 0
 end
 local matched = false
@@ -56,16 +54,13 @@ for i = 12, #ARGV do
         matched = true
     end
 end
--- Each write below records (id, outcome) in r first: the hash is never emptied (and deleted,
--- losing its TTL) by the HDEL that follows.
 if matched then
-    local r = remembered(s[1], id, outcome(0, 0))
-    local w = entry_released(s[6], issued)  -- R2.5: a used code stops counting (R1.4)
+    remember(KEYS[2], id, outcome(0, 0), slack)
+    local w = entry_released(s[5], issued)  -- R2.5: a used code stops counting (R1.4)
     if w then
-        redis.call('HSET', st, 'r', r, 'w', w)
         redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l')
+        redis.call('HSET', st, 'w', w)
     else
-        redis.call('HSET', st, 'r', r)
         redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l', 'w')
     end
     local device = ARGV[10]
@@ -98,23 +93,24 @@ if matched then
     end
     return outcome(0, 0)
 end
-local code_failures = tonumber(s[5]) + 1
+local code_failures = tonumber(s[4]) + 1
 failures = failures + 1
 if failures >= tonumber(ARGV[5]) then
-    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now,
-        'r', remembered(s[1], id, outcome(7, 0)))
     redis.call('HDEL', st, 'h', 't', 'f')
+    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
     keep(st, lockout + slack)
+    remember(KEYS[2], id, outcome(7, now + lockout), slack)
     return outcome(7, now + lockout)
 end
 if code_failures >= tonumber(ARGV[4]) then
-    redis.call('HSET', st, 'n', failures, 'l', now, 'r', remembered(s[1], id, outcome(6, 0)))
     redis.call('HDEL', st, 'h', 't', 'f')
-    keep(st, lockout + slack)
+    redis.call('HSET', st, 'n', failures, 'l', now)
+    keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
+    remember(KEYS[2], id, outcome(6, 0), slack)
     return outcome(6, 0)
 end
 local wrong = outcome(5, code_failures)
-redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now,
-    'r', remembered(s[1], id, wrong))
+redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
 keep(st, lockout + slack)
+remember(KEYS[2], id, wrong, slack)
 return wrong
