@@ -115,10 +115,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def standalone() -> Iterator[Server]:
-    """One standalone server for the duration of the block."""
+def standalone(extra: list[str] | None = None) -> Iterator[Server]:
+    """One standalone server for the duration of the block (``extra``: more server options)."""
     folder = Path(tempfile.mkdtemp(prefix="ameli-otp-redis-"))
-    server = Server(free_port(), folder, [])
+    server = Server(free_port(), folder, list(extra or []))
     try:
         server.start()
         yield server
