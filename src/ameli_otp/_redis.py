@@ -200,6 +200,8 @@ class RedisBackend:
                     raise
             return self._evalsha(name, command)  # the same request id: never counted twice
         except (ConnectionError, TimeoutError) as exc:
+            # Not after timeouts: in a process short of CPU a reply can sit unread past
+            # socket_timeout, and one such call must not fail the whole burst behind it.
             if not may_have_run(exc):
                 gate.down()
             raise

@@ -232,7 +232,7 @@ CONNECT_TIMEOUT = 0.5  # s: to open a connection
 SOCKET_TIMEOUT = 0.5  # s: for a reply (our scripts run in microseconds)
 POOL_TIMEOUT = 5.0  # s: for a free connection when all are in use (a busy process is slow)
 MAX_CONNECTIONS = 50  # per store (per node on a cluster)
-CHECK_TIMEOUT = 1.0  # s a call waits while another checks the server (R8.2), then fails
+CHECK_TIMEOUT = POOL_TIMEOUT  # s a call waits while another checks the server (R8.2)
 
 
 class _GateBase:
