@@ -77,11 +77,24 @@ class Harness:
         self.backend: Any = env.backend()
 
     def codes(
-        self, *, policy: Policy | None = None, secret: Any = SECRET, clock: Any = None
+        self,
+        *,
+        policy: Policy | None = None,
+        secret: Any = SECRET,
+        clock: Any = None,
+        on_event: Any = None,
+        budgets: Any = None,
     ) -> SecurityCodes:
         """A ``SecurityCodes`` (or a driven ``AsyncSecurityCodes``) on this harness's store."""
         cls: Any = AsyncSecurityCodes if self.is_async else SecurityCodes
-        codes = cls(self.backend, secret=secret, policy=policy, clock=clock or self.clock)
+        codes = cls(
+            self.backend,
+            secret=secret,
+            policy=policy,
+            clock=clock or self.clock,
+            on_event=on_event,
+            budgets=budgets,
+        )
         return self._face(codes)
 
     def limiter(

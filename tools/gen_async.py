@@ -30,6 +30,7 @@ PAIRS = {"_facade.py": "_async_facade.py", "_redis.py": "_async_redis.py"}
 AWAITED = (
     "self._store.",
     "self._revoke(",
+    "self._give_back(",
     "self._call(",
     "self._execute(",
     "self._evalsha(",

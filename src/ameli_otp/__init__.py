@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._async_facade import AsyncSecurityCodes, AsyncSlidingWindowLimiter
+from ._budgets import Budget
 from ._errors import BackendError, ConfigurationError, StoreFullError
 from ._facade import SecurityCodes, SlidingWindowLimiter
 from ._memory import AsyncMemoryBackend, MemoryBackend
@@ -29,6 +30,7 @@ __all__ = [
     "AsyncSecurityCodes",
     "AsyncSlidingWindowLimiter",
     "BackendError",
+    "Budget",
     "CodeStatus",
     "ConfigurationError",
     "Decision",

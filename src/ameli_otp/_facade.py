@@ -9,11 +9,13 @@ writes from it (``def`` -> ``async def``, store calls awaited, ``Store`` ->
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 
 from . import _rules as rules
+from ._budgets import Budget, BudgetPlan, exhausted
 from ._core import MALFORMED_KIND, CodesCore, LimiterCore, check_backend
+from ._errors import BackendError
 from ._keys import SecretInput
 from ._policy import Policy
 from ._results import Decision, Issued, Refused, Verified
@@ -38,7 +40,7 @@ class SecurityCodes:
     ``ValueError`` before anything is stored; a failing store raises ``BackendError``.
     """
 
-    __slots__ = ("_core", "_events", "_store")
+    __slots__ = ("_budgets", "_core", "_events", "_store")
 
     def __init__(
         self,
@@ -48,30 +50,60 @@ class SecurityCodes:
         policy: Policy | None = None,
         clock: Callable[[], float] | None = None,
         on_event: Hook | Iterable[Hook] | None = None,
+        budgets: Iterable[Budget] | None = None,
     ) -> None:
         check_backend(backend, want_async=False)
         self._store = backend
         self._core = CodesCore(secret, policy, clock)
         self._events = Emitter(on_event, self._core.ref)
+        self._budgets = BudgetPlan(budgets, self._core.keys)
 
     @property
     def policy(self) -> Policy:
         """The policy in force."""
         return self._core.policy
 
-    def request_code(self, account: str) -> Issued | Refused:
-        """Issue a new code for ``account`` (R1), to be emailed.
+    def request_code(
+        self, account: str, *, budget_keys: Mapping[str, str] | None = None
+    ) -> Issued | Refused:
+        """Issue a new code for ``account`` (R1, R10), to be emailed.
 
-        Returns :class:`Issued` (``code``, ``expires_at``, ``remaining``) or
-        :class:`Refused` with ``TOO_MANY_CODES`` or ``ACCOUNT_LOCKED`` and ``retry_after``.
+        ``budget_keys`` gives the key of each declared budget that has no fixed key
+        (``{"ip": request.client.host}``). Returns :class:`Issued` (``code``,
+        ``expires_at``, ``remaining``) or :class:`Refused` (``TOO_MANY_CODES``,
+        ``ACCOUNT_LOCKED``, ``DAILY_LIMIT``, ``TOO_SOON``, or ``BUDGET_EXHAUSTED`` with
+        ``budget``) with ``retry_after``.
         """
         core = self._core
         ak, now, code, code_hash = core.prepare_request(account)
-        outcome = self._store.issue_code(ak, now, core.limits, code_hash)
-        result = rules.issue_result(outcome, now, core.limits, code)
+        spend = self._budgets.names(budget_keys) if self._budgets else ()
+        taken: list[tuple[str, str]] = []  # (budget window, entry): given back if refused
+        try:
+            for budget, name, window in spend:  # R10.3: take first, never over-admit
+                allowed, value, entry = self._store.window_hit(name, now, window, budget.limit)
+                if not allowed or entry is None:
+                    result: Issued | Refused = exhausted(budget, value, window, now)
+                    break
+                taken.append((name, entry))
+            else:
+                outcome = self._store.issue_code(ak, now, core.limits, code_hash)
+                result = rules.issue_result(outcome, now, core.limits, code)
+        except BaseException:
+            self._give_back(taken, quiet=True)  # a failed store keeps no entry it can drop
+            raise
+        if taken and not result.ok:
+            self._give_back(taken, quiet=False)  # R10.3: a refusal leaves no entry anywhere
         if self._events:
             self._events.requested(ak, now, result)
         return result
+
+    def _give_back(self, taken: list[tuple[str, str]], *, quiet: bool) -> None:
+        for name, entry in taken:
+            try:
+                self._store.window_release(name, entry)
+            except BackendError:
+                if not quiet:
+                    raise
 
     def verify_code(
         self,

@@ -277,7 +277,7 @@ class MemoryBackend:
             rec = self._account(account, now)
             outcome = rules.issue(rec.data, now, limits, code_hash, next(self._seq))
             if outcome[0] == rules.ISSUED:
-                self._keep(self._accounts, account, rec, now + limits.code_window)
+                self._keep(self._accounts, account, rec, now + rules.issue_span(limits))
             elif rec.until == 0:  # refused on a record made for this call: keep nothing
                 del self._accounts[account]
             self._reclaim(now, _RECLAIM_PER_WRITE)

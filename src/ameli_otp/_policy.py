@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
-__all__ = ["SLACK_MS", "Limits", "Policy"]
+__all__ = ["DAY_MS", "SLACK_MS", "Limits", "Policy"]
 
 _MS = timedelta(milliseconds=1)
 
@@ -28,6 +28,12 @@ class Limits(NamedTuple):
     lockout: int
     device_trust_ttl: int
     max_trusted_devices: int
+    resend_interval: int  # 0: off
+    max_codes_per_day: int  # 0: off
+
+
+#: the sliding day of max_codes_per_day (R10.2), ms
+DAY_MS = 86_400_000
 
 
 def duration_ms(name: str, value: object) -> int:
@@ -60,6 +66,16 @@ def _count(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     positive_int(attribute.name, value)
 
 
+def _optional_duration(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        duration_ms(attribute.name, value)
+
+
+def _optional_count(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        positive_int(attribute.name, value)
+
+
 def _code_length(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     positive_int(attribute.name, value)
     assert isinstance(value, int)  # noqa: S101 - narrowed by positive_int, for mypy
@@ -88,6 +104,11 @@ class Policy:
     #: browsers trusted at once per account: trusting one more forgets the oldest grant,
     #: so that an account's record stays small (RULES R9.1; docs/support.md)
     max_trusted_devices: int = attrs.field(default=10, validator=_count)
+    #: R10.1: a request less than this after the last code issued is TOO_SOON (None: off;
+    #: the docs recommend 60 s)
+    resend_interval: timedelta | None = attrs.field(default=None, validator=_optional_duration)
+    #: R10.2: codes issued per account in any sliding 24 hours, used or not (None: off)
+    max_codes_per_day: int | None = attrs.field(default=None, validator=_optional_count)
     limits: Limits = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -105,5 +126,11 @@ class Policy:
             lockout=duration_ms("lockout", self.lockout),
             device_trust_ttl=duration_ms("device_trust_ttl", self.device_trust_ttl),
             max_trusted_devices=self.max_trusted_devices,
+            resend_interval=(
+                0
+                if self.resend_interval is None
+                else duration_ms("resend_interval", self.resend_interval)
+            ),
+            max_codes_per_day=self.max_codes_per_day or 0,
         )
         object.__setattr__(self, "limits", limits)

@@ -26,7 +26,8 @@ from typing import Any
 from redis.exceptions import RedisClusterException, RedisError
 
 from ._errors import BackendError, ConfigurationError
-from ._policy import SLACK_MS, Limits
+from ._policy import DAY_MS, SLACK_MS, Limits
+from ._rules import issue_span
 from ._status import EMPTY, Raw
 
 __all__ = [
@@ -155,7 +156,18 @@ def new_entry() -> str:
 
 def issue_args(now: int, limits: Limits, request: str, code_hash: bytes) -> list[Any]:
     """ARGV of ``issue_code.lua``; ``request`` is a fresh ``new_entry()``, to spot a retry."""
-    return [now, limits.code_window, limits.max_unused_codes, request, code_hash, SLACK_MS]
+    return [
+        now,
+        limits.code_window,
+        limits.max_unused_codes,
+        request,
+        code_hash,
+        SLACK_MS,
+        limits.max_codes_per_day,
+        limits.resend_interval,
+        DAY_MS,
+        issue_span(limits),
+    ]
 
 
 def verify_args(
@@ -204,9 +216,9 @@ def raw_status(reply: Any) -> Raw:
 
 
 def outcome(reply: Any) -> tuple[int, int]:
-    """A decision script's one-integer reply, ``value * 8 + kind``, as ``(kind, value)``."""
+    """A decision script's one-integer reply, ``value * 16 + kind``, as ``(kind, value)``."""
     reply = int(reply)
-    return reply & 7, reply >> 3
+    return reply & 15, reply >> 4
 
 
 def pair(reply: Any) -> tuple[int, int]:

@@ -25,6 +25,9 @@ class Reason(enum.StrEnum):
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     MALFORMED_CODE = "malformed_code"
     ACCOUNT_LOCKED = "account_locked"
+    TOO_SOON = "too_soon"  # R10.1
+    DAILY_LIMIT = "daily_limit"  # R10.2
+    BUDGET_EXHAUSTED = "budget_exhausted"  # R10.3: Refused.budget says which
 
 
 @attrs.frozen
@@ -57,14 +60,16 @@ class Verified:
 class Refused:
     """A refusal, with the reason and what the caller may show.
 
-    ``retry_after`` is set for ``TOO_MANY_CODES`` and ``ACCOUNT_LOCKED``;
-    ``attempts_left`` for ``WRONG_CODE``.
+    ``retry_after`` is set for ``TOO_MANY_CODES``, ``ACCOUNT_LOCKED``, ``TOO_SOON``,
+    ``DAILY_LIMIT`` and ``BUDGET_EXHAUSTED``; ``attempts_left`` for ``WRONG_CODE``;
+    ``budget`` (the name of the exhausted budget) for ``BUDGET_EXHAUSTED``.
     """
 
     ok: ClassVar[Literal[False]] = False
     reason: Reason
     retry_after: timedelta | None = None
     attempts_left: int | None = None
+    budget: str | None = None
 
 
 class Decision(NamedTuple):

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hmac
 import unicodedata
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from datetime import UTC, datetime, timedelta
 
-from ._policy import Limits
+from ._policy import DAY_MS, Limits
 from ._results import Decision, Issued, Reason, Refused, Verified
 
 # -- outcome kinds, shared with the Lua scripts (keep the numbers in sync) ----------------
@@ -37,6 +37,9 @@ EXPIRED = 4
 WRONG_CODE = 5  # value: the code's failures so far
 TOO_MANY_ATTEMPTS = 6
 LOCKED_NOW = 7  # this guess locked the account; value: lock end
+# issue_code, sending rules (R10) -> (kind, value)
+TOO_SOON = 8  # value: when the last code was issued
+DAILY_LIMIT = 9  # value: issue time of the oldest code counting in the day
 
 MAX_ACCOUNT_LENGTH = 256  # R7.1: characters of a normalised account id (and of a limiter key)
 # R7.1, bounded work: a typed account id longer than this is refused without being normalised.
@@ -246,7 +249,16 @@ class Code:
 class Account:
     """Everything the rules keep about one account."""
 
-    __slots__ = ("code", "devices", "failures", "last_failure", "lock_until", "window")
+    __slots__ = (
+        "code",
+        "day",
+        "devices",
+        "failures",
+        "last_failure",
+        "last_issued",
+        "lock_until",
+        "window",
+    )
 
     def __init__(self) -> None:
         self.window: list[int] = []  # entries (see entry_of), sorted
@@ -255,16 +267,44 @@ class Account:
         self.last_failure = 0
         self.lock_until = 0  # locked while now < lock_until
         self.devices: dict[str, int] = {}  # device id -> trust granted at (R3)
+        self.day: list[int] = []  # R10.2: issue times in the last day, used or not, sorted
+        self.last_issued = 0  # R10.1: when the newest code was issued (0: never)
+
+
+def issue_span(lim: Limits) -> int:
+    """How long (ms) after an issue a rule may still need it: the window, the day, the wait."""
+    return max(lim.code_window, DAY_MS if lim.max_codes_per_day else 0, lim.resend_interval)
 
 
 def issue(acct: Account, now: int, lim: Limits, code_hash: bytes, seq: int) -> tuple[int, int]:
-    """R1 and R2.6 (a locked account gets no code): the transition of ``request_code``."""
+    """R1, R2.6 (a locked account gets no code) and R10.1-R10.2: ``request_code``.
+
+    Checked in this order, the first that applies refusing: the lock, the hour's window
+    (R1.3), the day's count (R10.2), the resend interval (R10.1). A refusal creates no
+    entry anywhere.
+    """
     if now < acct.lock_until:
         return LOCKED, acct.lock_until
+    count, oldest = window_count(acct.window, now, lim.code_window)
+    if count >= lim.max_unused_codes:
+        return TOO_MANY_CODES, oldest
+    if lim.max_codes_per_day:
+        day = acct.day
+        cut = now - DAY_MS
+        if day and day[0] <= cut:
+            del day[: bisect_right(day, cut)]
+        if len(day) >= lim.max_codes_per_day:
+            return DAILY_LIMIT, day[0]
+    if lim.resend_interval and acct.last_issued and now < acct.last_issued + lim.resend_interval:
+        return TOO_SOON, acct.last_issued
     entry = entry_of(now, seq)
     allowed, value = window_hit(acct.window, now, lim.code_window, lim.max_unused_codes, entry)
-    if not allowed:
+    if not allowed:  # pragma: no cover - the count above was the same
         return TOO_MANY_CODES, value
+    if lim.max_codes_per_day:
+        insort(acct.day, now)
+    if lim.resend_interval:
+        acct.last_issued = now
     # R1.6: the new code replaces the previous one, which keeps its entry; failures stay.
     acct.code = Code(code_hash, now, entry)
     return ISSUED, value
@@ -367,6 +407,10 @@ def issue_result(outcome: tuple[int, int], now: int, lim: Limits, code: str) -> 
         return Refused(Reason.TOO_MANY_CODES, retry_after=_td(value + lim.code_window - now))
     if kind == LOCKED:
         return Refused(Reason.ACCOUNT_LOCKED, retry_after=_td(value - now))
+    if kind == DAILY_LIMIT:  # R10.2
+        return Refused(Reason.DAILY_LIMIT, retry_after=_td(value + DAY_MS - now))
+    if kind == TOO_SOON:  # R10.1
+        return Refused(Reason.TOO_SOON, retry_after=_td(value + lim.resend_interval - now))
     raise ValueError(f"unknown issue outcome {outcome!r}")
 
 

@@ -57,8 +57,9 @@ class AccountStatus:
 
     ``locked_until`` is None when not locked; ``next_code_at`` is None when a code
     may be asked for now, else when the next one will be allowed (the lock's end, or
-    when the oldest counting code leaves the window); ``devices`` lists the trusted
-    browsers, oldest grant first (expired and revoked ones are not listed).
+    when the oldest counting code leaves the window, whichever is later); ``devices``
+    lists the trusted browsers, oldest grant first (expired and revoked ones are not
+    listed).
     """
 
     locked_until: datetime | None
@@ -110,12 +111,12 @@ def account_status(raw: Raw, now: int, lim: Limits) -> AccountStatus:
         failures = 0
     cut = now - lim.code_window
     counting = sorted(t for t in raw.window if t > cut)  # R1.2
-    if locked:
-        next_code: int | None = raw.lock_until
-    elif len(counting) >= lim.max_unused_codes:  # R1.3
-        next_code = counting[0] + lim.code_window
-    else:
-        next_code = None
+    # when a request will be allowed: once the lock has ended AND the window has room
+    # (R1.3); a lockout shorter than code_window can end while the window is still full
+    next_code: int | None = raw.lock_until if locked else None
+    if len(counting) >= lim.max_unused_codes:
+        frees = counting[0] + lim.code_window
+        next_code = frees if next_code is None else max(next_code, frees)
     code = None
     if raw.code_issued is not None and now < raw.code_issued + lim.code_window:  # R2.3
         code = CodeStatus(

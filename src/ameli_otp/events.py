@@ -66,6 +66,7 @@ class Event:
     retry_after: timedelta | None = None
     device_id: str | None = None
     devices_revoked: int | None = None
+    budget: str | None = None  # the exhausted budget of a BUDGET_EXHAUSTED refusal
 
     def fields(self) -> dict[str, Any]:
         """The event as plain JSON-ready values (``retry_after`` in seconds, ``at`` ISO 8601),
@@ -73,7 +74,8 @@ class Event:
         out: dict[str, Any] = {"kind": str(self.kind), "account_ref": self.account_ref}
         out["at"] = self.at.isoformat()
         out["factor"] = self.factor
-        for name in ("reason", "remaining", "attempts_left", "device_id", "devices_revoked"):
+        names = ("reason", "remaining", "attempts_left", "device_id", "devices_revoked", "budget")
+        for name in names:
             value = getattr(self, name)
             if value is not None:
                 out[name] = str(value) if name == "reason" else value
@@ -159,6 +161,7 @@ class Emitter:
             reason=result.reason,
             attempts_left=result.attempts_left,
             retry_after=result.retry_after,
+            budget=result.budget,
         )
 
     def unlocked(self, account: str, now: int) -> None:

@@ -60,6 +60,14 @@ MESSAGES: Mapping[str, Mapping[Reason, str]] = MappingProxyType(
                 Reason.ACCOUNT_LOCKED: (
                     "Votre compte est bloqué après trop de codes de sécurité incorrects."
                 ),
+                Reason.TOO_SOON: (
+                    "Un code de sécurité vient de vous être envoyé : consultez votre boîte "
+                    "mail avant d'en demander un autre."
+                ),
+                Reason.DAILY_LIMIT: ("Vous avez demandé trop de codes de sécurité aujourd'hui."),
+                Reason.BUDGET_EXHAUSTED: (
+                    "Le service reçoit trop de demandes de codes de sécurité en ce moment."
+                ),
             }
         ),
         "en": MappingProxyType(
@@ -78,6 +86,14 @@ MESSAGES: Mapping[str, Mapping[Reason, str]] = MappingProxyType(
                 ),
                 Reason.ACCOUNT_LOCKED: (
                     "Your account is locked after too many wrong security codes."
+                ),
+                Reason.TOO_SOON: (
+                    "A security code was just sent to you: check your mailbox before "
+                    "asking for another one."
+                ),
+                Reason.DAILY_LIMIT: "You have asked for too many security codes today.",
+                Reason.BUDGET_EXHAUSTED: (
+                    "The service is receiving too many requests for security codes right now."
                 ),
             }
         ),

@@ -6,11 +6,11 @@
 -- never read. PEXPIRE only reclaims memory, always with slack past the last moment a
 -- rule could need a key.
 
--- Every decision script returns ONE integer, value * 8 + kind (kind in 0..7): an integer
--- reply is one line to read where a {kind, value} table is three. Exact while |value| < 2^50
--- (ms: ~35,000 years), Lua numbers being doubles. Python: kind = r & 7, value = r >> 3.
+-- Every decision script returns ONE integer, value * 16 + kind (kind in 0..15): an integer
+-- reply is one line to read where a {kind, value} table is three. Exact while |value| < 2^49
+-- (ms: ~17,000 years), Lua numbers being doubles. Python: kind = r & 15, value = r >> 4.
 local function outcome(kind, value)
-    return value * 8 + kind
+    return value * 16 + kind
 end
 
 -- Keep key for at least ms more milliseconds (never shortens its life).
@@ -76,6 +76,17 @@ local function entries_counting(w, cut)
         end
     end
     return entries, times
+end
+
+-- the packed entries with the time t added in order (the clock may have gone back)
+local function entry_added(entries, times, t)
+    local i = #entries
+    while i > 0 and times[i] > t do
+        entries[i + 1] = entries[i]
+        i = i - 1
+    end
+    entries[i + 1] = packed_time(t)
+    return table.concat(entries, ',')
 end
 
 -- w without one occurrence of the time t, or nil if nothing is left
