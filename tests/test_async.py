@@ -593,6 +593,7 @@ def store_touching_calls(face: Any) -> dict[str, Callable[[], object]]:
             "forget_all_devices": lambda: face.forget_all_devices(account),
             "unlock": lambda: face.unlock(account),
             "inspect": lambda: face.inspect(account),
+            "account_ref": lambda: face.account_ref(account),
         }
     key = new_account()
     entry = face.hit(key).entry

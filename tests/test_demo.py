@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ameli_otp import Verified
+from ameli_otp import SecurityCodes, Verified
 from ameli_otp.__main__ import main
 from ameli_otp._demo import run
 
@@ -41,7 +41,7 @@ def test_demo_in_french_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert "spams" in out
     assert "(unlock)" in out
     assert "[2025-08-05 09:01:29.999] ✓ 183 jours moins 1 milliseconde" in out
-    assert lines[-1].endswith("✓ Les 37 étapes se sont passées comme le disent les règles.")
+    assert lines[-1].endswith("✓ Les 48 étapes se sont passées comme le disent les règles.")
 
 
 def test_demo_in_english(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,7 +54,7 @@ def test_demo_in_english(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Attempt #10" in out
     assert "Try again in 24 hours." in out
     assert "the trust is over" in out
-    assert out.splitlines()[-1].endswith("✓ All 37 steps behaved as the rules say.")
+    assert out.splitlines()[-1].endswith("✓ All 48 steps behaved as the rules say.")
 
 
 def test_demo_prints_only_a_prefix_of_the_device_token(
@@ -78,8 +78,6 @@ def test_demo_codes_are_typed_with_a_space(capsys: pytest.CaptureFixture[str]) -
 def test_a_step_that_breaks_the_rules_fails_the_demo(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from ameli_otp import SecurityCodes
-
     def always_right(self: SecurityCodes, *args: object, **kwargs: object) -> Verified:
         return Verified(device_token=None)
 
@@ -124,4 +122,69 @@ def test_python_m_ameli_otp_demo() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    assert "Les 37 étapes".encode() in proc.stdout
+    assert "Les 48 étapes".encode() in proc.stdout
+
+
+def test_the_support_desk_chapter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("en") == 0
+    out = capsys.readouterr().out
+    assert "✗" not in out
+    assert "Paul (1720369012345)" in out
+    assert "10 wrong codes, 4 codes asked for; the 10th locks the account" in out
+    assert "✓ His own computer is still recognised" in out
+    assert (
+        "[2025-03-10 09:23:20] ✓ Paul calls the support desk. The agent runs « ameli-otp "
+        "inspect 1720369012345 »: locked until 2025-03-11 09:03:20 UTC, 4 codes in the hour, "
+        "2 trusted browsers."
+    ) in out
+    # the desk sees the lines `ameli-otp inspect` prints
+    assert (
+        "| Locked:                until 2025-03-11 09:03:20 UTC (23 hours and 40 minutes left)"
+        in out
+    )
+    assert "| Codes in the window:   4" in out
+    assert "| Trusted browsers:      2" in out
+    desk = [x for x in out.splitlines() if "trusted since" in x]
+    assert len(desk) == 2
+    assert "trusted since 2025-03-01 18:00:00 UTC, until 2025-08-31 18:00:00 UTC" in desk[0]
+    sold = desk[1].split("|", 1)[1].split()[0]
+    assert f"« ameli-otp revoke 1720369012345 {sold} ») → revoked" in out
+    assert "→ unlocked; a second time → nothing to unlock." in out
+    assert "codes still allowed this hour: 0, since the 4 codes asked for" in out
+    assert "✓ The token left on the old laptop is no longer recognised." in out
+    assert "✓ 2 locks, 2 unlocks, 1 browser revoked" in out
+
+
+def test_the_story_is_counted_by_the_prometheus_hook(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("prometheus_client")
+    assert run("en") == 0
+    out = capsys.readouterr().out
+    assert "(ameli_otp.metrics.prometheus_hook, a Prometheus registry of its own)" in out
+    assert (
+        'ameli_otp_events_total{factor="email",kind="account_locked",reason="account_locked"} 2.0'
+    ) in out
+    assert 'ameli_otp_events_total{factor="email",kind="code_issued",reason=""} 19.0' in out
+    assert 'ameli_otp_events_total{factor="email",kind="device_revoked",reason=""} 1.0' in out
+
+
+def test_the_demo_runs_without_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the base install has only attrs: the story counts its events with a plain hook
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "ameli_otp.metrics", raising=False)
+    out = io.StringIO()
+    assert run("fr", out) == 0
+    text = out.getvalue()
+    assert "un hook simple : avec pip install 'ameli-otp[metrics]'" in text
+    assert "account_locked reason=account_locked: 2" in text
+    assert "account_unlocked reason=-: 2" in text
+    assert text.splitlines()[-1].endswith(
+        "✓ Les 48 étapes se sont passées comme le disent les règles."
+    )
+
+
+def test_a_desk_that_unlocks_nothing_fails_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SecurityCodes, "unlock", lambda self, account: False)
+    out = io.StringIO()
+    assert run("en", out) == 1
+    text = out.getvalue()
+    assert "✗ The agent unlocks the account" in text

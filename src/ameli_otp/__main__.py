@@ -6,6 +6,11 @@ Subcommands:
     Play the practical sheet's whole story on the in-memory store with a
     simulated clock, checking every step against the rules; exit status 0 only
     if every step behaved as the rules say.
+
+``inspect ACCOUNT``, ``unlock ACCOUNT``, ``devices ACCOUNT``, ``revoke ACCOUNT DEVICE_ID|--all``
+    The support desk's commands, on the service's Redis store (``--redis-url``,
+    the secret from ``--secret-file`` or ``AMELI_OTP_SECRET``, never an argument);
+    ``--json`` for machines. In ``_support_cli.py``; see docs/support.md.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 from collections.abc import Callable
 
 from . import __version__
+from ._support_cli import add_commands
 from .messages import LANGS
 
 __all__ = ["main"]
@@ -38,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         help="play the practical sheet's story, checking each step against the rules",
         description=(
             "Play the practical sheet's whole story (codes, the hour's limit, trusted "
-            "browsers, the lock) on the in-memory store with a simulated clock. Exit "
-            "status 0 only if every step behaved as the rules say."
+            "browsers, the lock, the support desk) on the in-memory store with a simulated "
+            "clock. Exit status 0 only if every step behaved as the rules say."
         ),
     )
     demo.add_argument(
@@ -49,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the language of the story and of the messages (default: %(default)s)",
     )
     demo.set_defaults(handler=_demo)
+    add_commands(commands)
     return parser
 
 

@@ -194,6 +194,14 @@ class AsyncSecurityCodes:
             self._events.unlocked(ak, now)
         return unlocked
 
+    def account_ref(self, account: str) -> str:
+        """The ``account_ref`` that this account's events carry (R9.3), to find them in logs.
+
+        A keyed pseudonym: the same for every spelling of the id and under key rotation;
+        the account cannot be recovered from it without the secret. No store access.
+        """
+        return self._core.ref(self._core.account(account))
+
     async def inspect(self, account: str) -> AccountStatus:
         """The account as the rules see it now (R9.1): one round trip, nothing changed.
 

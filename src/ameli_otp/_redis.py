@@ -117,7 +117,9 @@ class RedisBackend:
         fails at once with ``BackendError``; a call whose reply is lost or late
         (``socket_timeout`` s) is sent once more, which the scripts recognise and never
         count twice (R8.1). ``redis_options`` go to redis-py as they are (``password``,
-        ``ssl_ca_certs``, ``protocol``...). Nothing is sent before the first operation.
+        ``ssl_ca_certs``, ``protocol``...). Nothing is sent before the first operation, but
+        for redis-py's sync ``RedisCluster``, which loads the cluster's slot map when built
+        (``BackendError`` if no node answers).
         """
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
@@ -138,7 +140,10 @@ class RedisBackend:
         gate = Gate(size, check_timeout("pool_timeout", pool_timeout), down_for=connect)
         client: Redis | RedisCluster
         if cluster:
-            client = RedisCluster.from_url(url, **options)
+            try:  # redis-py's sync cluster client loads the slot map when it is built
+                client = RedisCluster.from_url(url, **options)
+            except Exception as exc:
+                raise backend_error("from_url", exc) from exc
             if hasattr(client, "cluster_error_retry_attempts"):  # redis-py 5: not from retry
                 client.cluster_error_retry_attempts = 0
         else:
