@@ -1,4 +1,4 @@
-"""A reference model of RULES.md R1 to R3 and of the limiter of API.md, for test_model.py.
+"""A reference model of RULES.md R1 to R3, R9 and of the limiter of API.md, for test_model.py.
 
 Written from the text of the rules, not from ``src/ameli_otp/_rules.py``, and on
 purpose with other data structures: the model keeps a plain list of every code
@@ -31,14 +31,79 @@ The readings of RULES.md that the model makes (where the text leaves a choice):
   when it is False, a lock not among them.
 * R3.3: ``forget_device`` with another account's token does nothing; a token
   granted after ``forget_all_devices`` is trusted.
+
+R9 (what the support desk sees, and the events), with the same lists:
+
+* Device ids. A token's ``device_id`` cannot be seen from outside but through
+  ``inspect``, so the model *learns* it: right after each grant the test calls the
+  library's ``inspect`` and hands the listed ids to :meth:`CodesModel.learn_devices`,
+  which records the one id it did not know as the new grant's. That is the only thing
+  the model takes from the library; from then on every ``inspect`` is compared whole,
+  ids included, and the ``device_id`` of every ``code_verified`` and
+  ``device_revoked`` event must be the learned one. (Mapping ids by grant time
+  instead would be ambiguous for two grants of one millisecond, and would check less.)
+* R9.1 ``consecutive_failures`` is the count the next wrong guess adds to: 0 once
+  ``lockout`` has passed since the last failure (R2.6), 0 during a lock and after it.
+* R9.1 ``next_code_at`` is "when the next request will be allowed", read literally:
+  the earliest time at which ``request_code`` would issue a code if nothing else
+  happened. That is None when it would now; otherwise the later of the lock's end
+  (if locked) and the time the oldest counting entry leaves the window (if
+  ``max_unused_codes`` entries count). With ``lockout >= code_window`` the lock's end
+  always wins when both hold; with a shorter lockout the window can outlast the lock.
+* R9.1 ``active_code`` is the code ``verify_code`` would compare with, listed from its
+  issue until ``t + code_window`` (R2.3: the model forgets it exactly then), so
+  ``expires_at`` (``t + code_ttl``) may be in the past while it answers ``EXPIRED``;
+  ``attempts_left`` is ``max_attempts_per_code`` minus the code's failures. A used,
+  replaced or burned code is not listed.
+* R9.1 devices: every grant of the account that is neither revoked, nor forgotten by
+  the cap, nor expired (``s >= t + device_trust_ttl``), oldest grant first. Grants of
+  the same millisecond are equally old: the rules do not order them, so the listing
+  may give them in any order (:func:`canonical` sorts them before comparing) and the
+  cap may forget either (below).
+* The device cap (``Policy.max_trusted_devices``): a grant that would make more than
+  that many devices trusted first forgets the oldest grants (revoked, as if by
+  ``forget_device``) until one less than the cap is left, then trusts the new one.
+  When the oldest are tied in one millisecond, any of the tied ones may go: the
+  model learns which from the same ``inspect`` that gives the new id, and checks that
+  exactly as many as needed went, all from that millisecond.
+* R9.2 ``unlock`` changed something when the account was locked, or had failures
+  that still count (not forgotten by R2.6); an ended lock or forgotten failures are
+  no change (False, no event). ``forget_device`` / ``forget_device_id`` changed
+  something when the device was trusted (granted to this account, not revoked, not
+  forgotten by the cap, not expired); ``forget_all_devices`` returns how many were.
+* R9.3 events: one per call that changes state or refuses, none for reads
+  (``inspect``, ``is_trusted_device``) and for calls that change nothing (the
+  False/0 answers above). Every refused verification is a refusal, so it reports
+  ``code_rejected`` even though it changes nothing (``NO_CODE``, ``EXPIRED``,
+  ``ACCOUNT_LOCKED`` while locked, ``MALFORMED_CODE``); the guess that locks reports
+  ``account_locked`` (reason ``ACCOUNT_LOCKED``, ``retry_after = lockout``) instead.
+  A call that raises (``remember_device=True`` without a fingerprint) reports none.
+  An event carries the figures of its result (``remaining`` for ``code_issued``,
+  ``attempts_left`` for ``WRONG_CODE``, ``retry_after`` where the refusal has one),
+  the ``device_id`` of the trusted or revoked device, the count for
+  ``all_devices_revoked``, ``factor == "email"``, and ``at`` = the call's clock reading.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ameli_otp import Decision, Issued, Policy, Reason, Refused, Verified
+import attrs
+
+from ameli_otp import (
+    AccountStatus,
+    CodeStatus,
+    Decision,
+    Issued,
+    Policy,
+    Reason,
+    Refused,
+    TrustedDevice,
+    Verified,
+)
 
 MS = timedelta(milliseconds=1)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -95,7 +160,27 @@ class Grant:
     account: str
     fingerprint: str
     at: int
-    revoked: bool = False
+    revoked: bool = False  # by forget_device(_id), forget_all_devices or the device cap
+    device_id: str | None = None  # learned from the library's inspect (see the docstring)
+
+
+@dataclass
+class Expected:
+    """One event the model expects (R9.3); ``account`` is the id (the test maps it to a ref)."""
+
+    kind: str
+    account: str
+    at: int
+    reason: Reason | None = None
+    remaining: int | None = None
+    attempts_left: int | None = None
+    retry_after: timedelta | None = None
+    grant: Grant | None = None  # the trusted or revoked device
+    devices_revoked: int | None = None
+
+    @property
+    def device_id(self) -> str | None:
+        return None if self.grant is None else self.grant.device_id
 
 
 @dataclass
@@ -119,9 +204,14 @@ class CodesModel:
         self.max_failed = policy.max_failed_attempts
         self.lockout = to_ms(policy.lockout)
         self.trust = to_ms(policy.device_trust_ttl)
+        self.max_devices = policy.max_trusted_devices
         self.sent: list[SentCode] = []
         self.grants: list[Grant] = []
         self.guards: dict[str, Guard] = {}
+        #: the events the calls so far must have reported, oldest first (the test drains it)
+        self.events: list[Expected] = []
+        #: grants tied in one millisecond of which the cap must forget ``n`` (see learn_devices)
+        self.tied: tuple[list[Grant], int] | None = None
 
     # -- what the model knows ------------------------------------------------------------------
     def codes_of(self, account: str) -> list[SentCode]:
@@ -165,6 +255,28 @@ class CodesModel:
         """Every token granted so far, oldest first."""
         return list(self.grants)
 
+    def trusted(self, account: str, now: int) -> list[Grant]:
+        """R3.2: the grants of ``account`` that trust a browser at ``now``, oldest first."""
+        return [
+            g
+            for g in self.grants
+            if g.account == account and not g.revoked and now < g.at + self.trust
+        ]
+
+    def emit(self, kind: str, account: str, now: int, **fields: Any) -> None:
+        self.events.append(Expected(kind, account, now, **fields))
+
+    def _refused(self, kind: str, account: str, now: int, result: Refused) -> Refused:
+        self.emit(
+            kind,
+            account,
+            now,
+            reason=result.reason,
+            attempts_left=result.attempts_left,
+            retry_after=result.retry_after,
+        )
+        return result
+
     def edges(self) -> list[int]:
         """Every time at which an answer of the model may change (for clock moves)."""
         times: set[int] = set()
@@ -186,23 +298,27 @@ class CodesModel:
         ``got_code`` is the code the library issued, if it issued one: the model cannot
         guess a random code, it records the one handed out.
         """
+        refused = "code_refused"
         left = self.lock_left(account, now)
         if left is not None:
-            return Refused(Reason.ACCOUNT_LOCKED, retry_after=left * MS)
+            return self._refused(
+                refused, account, now, Refused(Reason.ACCOUNT_LOCKED, retry_after=left * MS)
+            )
         counting = self.counting(account, now)
         if len(counting) >= self.max_unused:
             oldest = min(c.at for c in counting)
-            return Refused(Reason.TOO_MANY_CODES, retry_after=(oldest + self.window - now) * MS)
+            wait = (oldest + self.window - now) * MS
+            return self._refused(
+                refused, account, now, Refused(Reason.TOO_MANY_CODES, retry_after=wait)
+            )
         replaced = self.active(account)
         if replaced is not None:
             replaced.status = REPLACED
         code = NOT_ISSUED if got_code is None else got_code
         self.sent.append(SentCode(account, code, now))
-        return Issued(
-            code=code,
-            expires_at=at(now + self.ttl),
-            remaining=self.max_unused - (len(counting) + 1),
-        )
+        remaining = self.max_unused - (len(counting) + 1)
+        self.emit("code_issued", account, now, remaining=remaining)
+        return Issued(code=code, expires_at=at(now + self.ttl), remaining=remaining)
 
     def verify_code(
         self,
@@ -219,17 +335,19 @@ class CodesModel:
         ``remember=True`` needs a ``fingerprint`` (the library raises before this is asked).
         ``got_token`` is the token the library returned, if any: the model records it.
         """
+        rejected = "code_rejected"
         digits = normalize(typed, self.length)
         if digits is None:  # R2.1
-            return Refused(Reason.MALFORMED_CODE)
+            return self._refused(rejected, account, now, Refused(Reason.MALFORMED_CODE))
         left = self.lock_left(account, now)
         if left is not None:  # R2.2
-            return Refused(Reason.ACCOUNT_LOCKED, retry_after=left * MS)
+            locked = Refused(Reason.ACCOUNT_LOCKED, retry_after=left * MS)
+            return self._refused(rejected, account, now, locked)
         code = self.active(account)
         if code is None or now >= code.at + self.window:  # R2.3
-            return Refused(Reason.NO_CODE)
+            return self._refused(rejected, account, now, Refused(Reason.NO_CODE))
         if now >= code.at + self.ttl:  # R2.4
-            return Refused(Reason.EXPIRED)
+            return self._refused(rejected, account, now, Refused(Reason.EXPIRED))
         g = self.guard(account)
         if g.last_failure is not None and now >= g.last_failure + self.lockout:
             g.failures = 0  # R2.6, last bullet
@@ -237,10 +355,14 @@ class CodesModel:
             code.status = USED
             g.failures = 0
             if not remember:
+                self.emit("code_verified", account, now)
                 return Verified(device_token=None)
             assert fingerprint is not None
             token = NO_TOKEN if got_token is None else got_token
-            self.grants.append(Grant(token, account, fingerprint, now))
+            self._make_room(account, now)
+            grant = Grant(token, account, fingerprint, now)
+            self.grants.append(grant)
+            self.emit("code_verified", account, now, grant=grant)
             return Verified(device_token=token)
         code.failures += 1  # R2.6
         g.failures += 1
@@ -249,11 +371,54 @@ class CodesModel:
             g.locked_until = now + self.lockout
             g.failures = 0
             code.status = BURNED
-            return Refused(Reason.ACCOUNT_LOCKED, retry_after=self.lockout * MS)
+            locked = Refused(Reason.ACCOUNT_LOCKED, retry_after=self.lockout * MS)
+            return self._refused("account_locked", account, now, locked)
         if code.failures >= self.max_per_code:
             code.status = BURNED
-            return Refused(Reason.TOO_MANY_ATTEMPTS)
-        return Refused(Reason.WRONG_CODE, attempts_left=self.max_per_code - code.failures)
+            return self._refused(rejected, account, now, Refused(Reason.TOO_MANY_ATTEMPTS))
+        wrong = Refused(Reason.WRONG_CODE, attempts_left=self.max_per_code - code.failures)
+        return self._refused(rejected, account, now, wrong)
+
+    def _make_room(self, account: str, now: int) -> None:
+        """The device cap: forget the oldest grants until one more may be trusted."""
+        live = self.trusted(account, now)  # oldest first (grants are kept in grant order)
+        excess = len(live) - self.max_devices + 1
+        self.tied = None
+        if excess <= 0:
+            return
+        cut = sorted(g.at for g in live)[excess - 1]
+        older = [g for g in live if g.at < cut]
+        tied = [g for g in live if g.at == cut]
+        for g in older:
+            g.revoked = True
+        n = excess - len(older)
+        if n == len(tied):
+            for g in tied:
+                g.revoked = True
+        else:  # which of the tied ones goes is learned (learn_devices)
+            self.tied = (tied, n)
+
+    def learn_devices(self, account: str, listed: Iterable[str]) -> None:
+        """After a grant: the device ids the library's ``inspect`` lists for ``account``.
+
+        The one id no grant of the account has yet is the new grant's; when the cap had
+        to choose among grants of one millisecond, the tied ones not listed are the ones
+        it forgot (if they are not exactly as many as it had to forget, the model takes
+        the first ones in grant order, and the comparison of the listing then fails).
+        """
+        listed = list(listed)
+        mine = [g for g in self.grants if g.account == account]
+        known = {g.device_id for g in mine if g.device_id is not None}
+        fresh = [d for d in listed if d not in known]
+        new = [g for g in mine if g.device_id is None]
+        if new:
+            new[-1].device_id = fresh[0] if len(fresh) == 1 else f"<not listed: {fresh!r}>"
+        if self.tied is not None:
+            tied, n = self.tied
+            self.tied = None
+            gone = [g for g in tied if g.device_id not in listed]
+            for g in gone if len(gone) == n else tied[:n]:
+                g.revoked = True
 
     def is_trusted_device(self, account: str, token: object, fingerprint: str, now: int) -> bool:
         """R3.2 and R3.4."""
@@ -267,23 +432,97 @@ class CodesModel:
                 )
         return False
 
-    def forget_device(self, account: str, token: object) -> None:
-        """R3.3: revoke ``token`` only if it belongs to ``account``."""
-        for grant in self.grants:
-            if grant.token == token and grant.account == account:
-                grant.revoked = True
+    def _revoke(self, account: str, grant: Grant | None, now: int) -> bool:
+        if grant is None or grant.account != account:
+            return False
+        trusted = not grant.revoked and now < grant.at + self.trust
+        grant.revoked = True
+        if trusted:
+            self.emit("device_revoked", account, now, grant=grant)
+        return trusted
 
-    def forget_all_devices(self, account: str) -> None:
-        """R3.3: revoke every token of ``account``."""
+    def forget_device(self, account: str, token: object, now: int) -> bool:
+        """R3.3, R9.2: revoke ``token`` only if it belongs to ``account``; True if it trusted."""
+        found = next((g for g in self.grants if g.token == token), None)
+        return self._revoke(account, found, now)
+
+    def forget_device_id(self, account: str, device_id: str, now: int) -> bool:
+        """R9.2: revoke the device ``inspect`` listed as ``device_id``; True if it trusted."""
+        found = next((g for g in self.grants if g.device_id == device_id), None)
+        return self._revoke(account, found, now)
+
+    def forget_all_devices(self, account: str, now: int) -> int:
+        """R3.3: revoke every token of ``account``; how many trusted a browser."""
+        count = len(self.trusted(account, now))
         for grant in self.grants:
             if grant.account == account:
                 grant.revoked = True
+        if count:
+            self.emit("all_devices_revoked", account, now, devices_revoked=count)
+        return count
 
-    def unlock(self, account: str) -> None:
-        """R2.7: lift the lock and clear the failure count."""
+    def unlock(self, account: str, now: int) -> bool:
+        """R2.7, R9.2: lift the lock and clear the failure count; True if either held."""
         g = self.guard(account)
+        changed = self.lock_left(account, now) is not None or self.failures(account, now) > 0
         g.locked_until = None
         g.failures = 0
+        if changed:
+            self.emit("account_unlocked", account, now)
+        return changed
+
+    # -- R9.1 -------------------------------------------------------------------------------------
+    def failures(self, account: str, now: int) -> int:
+        """The consecutive failures of ``account`` that still count at ``now`` (R2.6)."""
+        g = self.guards.get(account)
+        if g is None or g.last_failure is None or now >= g.last_failure + self.lockout:
+            return 0
+        return g.failures
+
+    def inspect(self, account: str, now: int) -> AccountStatus:
+        """The expected ``inspect(account)`` at ``now`` (see the docstring's readings)."""
+        left = self.lock_left(account, now)
+        counting = self.counting(account, now)
+        blocked = []  # ends of what refuses a request now
+        if left is not None:
+            blocked.append(now + left)
+        if len(counting) >= self.max_unused:
+            blocked.append(min(c.at for c in counting) + self.window)
+        code = self.active(account)
+        listed = None
+        if code is not None and now < code.at + self.window:
+            listed = CodeStatus(
+                issued_at=at(code.at),
+                expires_at=at(code.at + self.ttl),
+                attempts_left=self.max_per_code - code.failures,
+            )
+        devices = sorted(self.trusted(account, now), key=lambda g: g.at)
+        return AccountStatus(
+            locked_until=None if left is None else at(now + left),
+            consecutive_failures=self.failures(account, now),
+            codes_counting=len(counting),
+            next_code_at=at(max(blocked)) if blocked else None,
+            active_code=listed,
+            devices=tuple(
+                TrustedDevice(
+                    device_id=g.device_id or "<never learned>",
+                    granted_at=at(g.at),
+                    expires_at=at(g.at + self.trust),
+                )
+                for g in devices
+            ),
+        )
+
+
+def canonical(status: AccountStatus) -> AccountStatus:
+    """``status`` with grants of one millisecond in one order, for an exact comparison.
+
+    Raises ``AssertionError`` if the devices are not listed oldest grant first.
+    """
+    times = [d.granted_at for d in status.devices]
+    assert times == sorted(times), f"devices not oldest grant first: {status.devices}"
+    devices = tuple(sorted(status.devices, key=lambda d: (d.granted_at, d.device_id)))
+    return attrs.evolve(status, devices=devices)
 
 
 @dataclass

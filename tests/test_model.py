@@ -7,25 +7,38 @@ through the harness's sync face), with a ``FakeClock`` of its own that only move
 forward: the stores forget what stopped counting, so a clock going back after that
 is a separate plain test. Every result is compared whole (``Issued``,
 ``Refused`` with ``retry_after``/``attempts_left``, ``Verified``, ``Decision``,
-``is_trusted_device``) with what the independent model predicts.
+``is_trusted_device``, the bool of ``unlock``/``forget_device``/``forget_device_id``
+and the count of ``forget_all_devices``) with what the independent model predicts.
+
+R9 in the codes machine: ``inspect`` is compared field by field (devices included,
+with their ids) at random steps, for both accounts and one never used, and also
+right after every call that may have changed the account (so that a lock with a full
+window, or a device cap, is looked at when it happens); ``forget_device_id`` is
+given listed ids, ids never issued and strings that are not ids. The facade reports
+its events to a list (``on_event=``), and an invariant compares them after every
+step with the ones the model expects: kind, reason, remaining, attempts_left,
+retry_after, device_id, devices_revoked, ``factor == "email"``, ``at`` (the clock),
+and one ``account_ref`` per account, different accounts apart, never holding the id.
 
 The clock moves by the sizes that hit the rules' edges (1 ms, ``code_ttl`` and
 1 ms less, ``code_window`` and 1 ms less, ``lockout``, ``device_trust_ttl``), by
-random amounts, and straight to (or 1 ms before) one of the next times at which
-the model knows an answer may change. Policies: the default one, a small one
-(3 codes, 4 failures, 4-digit codes) that reaches limits and locks often, and a
-tight one where ``code_ttl == code_window`` and ``lockout`` is shorter than the
-window. hypothesis's swarm testing turns some rules off in each run (runs with
-wrong guesses only, without clock moves...); the verify rules may ask for a code
-first, so that codes keep coming when ``request_code`` is off.
+random amounts, straight to (or 1 ms before) one of the next times at which the
+model knows an answer may change, or to (1 ms before) the end of a device's trust.
+Policies: the default one, a small one (3 codes, 4 failures, 4-digit codes, 2
+devices) that reaches limits, locks and the device cap often, and a tight one where
+``code_ttl == code_window`` and ``lockout`` is much shorter than the window (so that
+the window often outlasts a lock). hypothesis's swarm testing turns some rules off in
+each run (runs with wrong guesses only, without clock moves...); the verify rules may
+ask for a code first, so that codes keep coming when ``request_code`` is off.
 
 ``test_limiter_ignores_lookalike_entries`` is the limiter machine plus releases of
 strings that look like a real entry id (``" " + entry``, ``"0" + entry``...), which
 API.md says do nothing.
 
-Hypothesis settings (per store kind; measured on the memory kind, sync: the codes
-machine about 7 s, the limiter machine about 5 s, the lookalike one about 2.5 s; on
-Redis and the cluster about 10-12 s, 8-10 s and 4-5 s)::
+Hypothesis settings (per store kind; measured on 2 cores: the codes machine about
+6-9 s on memory, 10-17 s on Redis and the cluster (the R9 checks did not change it
+measurably: hypothesis's own work dominates); the limiter machine about 5 s and
+5-10 s; the lookalike one about 2.5 s and 2-7 s)::
 
     CODES_SETTINGS:     max_examples=150, stateful_step_count=60
     LIMITER_SETTINGS:   max_examples=150, stateful_step_count=50
@@ -41,12 +54,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
-from ameli_otp import Issued, Policy, Verified
+from ameli_otp import Event, EventKind, Issued, Policy, Verified
 from ameli_otp.testing import FakeClock
 from tests.harness import SECRET, Harness
-from tests.model import MS, CodesModel, LimiterModel
+from tests.model import MS, CodesModel, Grant, LimiterModel, canonical
 
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 CODES_SETTINGS = settings(
@@ -66,7 +85,11 @@ URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
 POLICIES = {
     "default": Policy(),
     "small": Policy(
-        max_unused_codes=3, max_attempts_per_code=3, max_failed_attempts=4, code_length=4
+        max_unused_codes=3,
+        max_attempts_per_code=3,
+        max_failed_attempts=4,
+        code_length=4,
+        max_trusted_devices=2,
     ),
     "tight": Policy(
         code_ttl=timedelta(minutes=10),
@@ -74,9 +97,10 @@ POLICIES = {
         max_unused_codes=2,
         max_attempts_per_code=2,
         max_failed_attempts=3,
-        lockout=timedelta(minutes=5),
+        lockout=timedelta(minutes=2),
         code_length=5,
         device_trust_ttl=timedelta(hours=1),
+        max_trusted_devices=3,
     ),
 }
 
@@ -108,6 +132,10 @@ DEVICE_ARGS = (
     (True, ""),
 )
 BAD_TOKENS = ("none", "empty", "garbage", "altered", "truncated", "extended", "bytes", "int")
+# which device_id forget_device_id is given: one inspect listed (maybe revoked or expired
+# since), one of the right shape that was never issued, or a str that is not an id at all
+DEVICE_IDS = ("listed", "listed", "listed", "unknown", "not an id")
+NOT_IDS = ("", "no such device", "cut", "longer", "spaced", "dotted")
 STEPS = (
     "1ms",
     "ttl-1ms",
@@ -124,6 +152,8 @@ STEPS = (
     "edge",
     "edge-1ms",
     "edge-1ms",
+    "device",
+    "device-1ms",
 )
 INDEX = st.integers(0, 10_000)
 
@@ -181,10 +211,24 @@ def pick(items: list[Any], i: int) -> Any:
     return items[i % len(items)]
 
 
+def not_an_id(real: str, kind: str) -> str:
+    """A str that is not a device id, made from a real one (forget_device_id: False)."""
+    return {
+        "": "",
+        "no such device": "no such device",
+        "cut": real[:-1],
+        "longer": real + "A",
+        "spaced": f" {real}",
+        "dotted": real[:-1] + ".",
+    }[kind]
+
+
 class CodesMachine(RuleBasedStateMachine):
     """``SecurityCodes`` against ``CodesModel``; ``harness`` is set by the test.
 
     Few rules, each with a sampled variant, so that every kind of call comes often.
+    The facade reports its events to ``self.events``; after every step the invariant
+    compares them with the ones the model expects (R9.3).
     """
 
     harness: Harness
@@ -194,11 +238,13 @@ class CodesMachine(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.h = self.harness.fresh()  # a new, empty store of the same kind
         self.h.clock = self.clock
+        self.events: list[Event] = []
+        self.refs: dict[str, str] = {}  # account -> the account_ref its events carry
 
     @initialize(name=st.sampled_from(("default", "small", "small", "tight", "tight")))
     def choose_policy(self, name: str) -> None:
         self.policy = POLICIES[name]
-        self.codes = self.h.codes(policy=self.policy, clock=self.clock)
+        self.codes = self.h.codes(policy=self.policy, clock=self.clock, on_event=self.events.append)
         self.model = CodesModel(self.policy)
         self.length = self.policy.code_length
 
@@ -215,6 +261,10 @@ class CodesMachine(RuleBasedStateMachine):
     # -- R1 ---------------------------------------------------------------------------------------
     @rule(account=st.sampled_from(ACCOUNTS))
     def request_code(self, account: str) -> None:
+        self.request(account)
+        self.look(account)
+
+    def request(self, account: str) -> None:
         got = self.codes.request_code(account)
         code = got.code if isinstance(got, Issued) else None
         expected = self.model.request_code(account, self.now, code)
@@ -234,12 +284,22 @@ class CodesMachine(RuleBasedStateMachine):
         style=st.sampled_from(STYLES),
         device=st.sampled_from(DEVICE_ARGS),
         ask_first=st.booleans(),
+        pause=st.sampled_from((0, 0, 1, 1000)),
     )
     def verify_right_code(
-        self, account: str, style: str, device: tuple[bool, str | None], ask_first: bool
+        self,
+        account: str,
+        style: str,
+        device: tuple[bool, str | None],
+        ask_first: bool,
+        pause: int,
     ) -> None:
+        """``pause``: the ms the user takes first, so that devices get distinct grant times
+        (without it, grants after a clock move are rare and the device cap nearly always
+        chooses among grants of one millisecond)."""
+        self.clock.advance(pause * MS)
         if ask_first:
-            self.request_code(account)
+            self.request(account)
         self.verify(account, styled(self.some_code(account), style), *device)
 
     @rule(
@@ -261,7 +321,7 @@ class CodesMachine(RuleBasedStateMachine):
     ) -> None:
         """The replaced code, a (surely or probably) wrong one, or a malformed one."""
         if ask_first:
-            self.request_code(account)
+            self.request(account)
         length = self.length
         if which == "previous":
             previous = self.model.previous(account)
@@ -300,11 +360,92 @@ class CodesMachine(RuleBasedStateMachine):
             assert isinstance(token, str)
             assert token
             assert set(token) <= URL_SAFE
+            # the model learns the new device's id from inspect (tests/model.py), and the
+            # whole listing must then be the model's: ids, grant times, the device cap
+            status = self.codes.inspect(account)
+            self.model.learn_devices(account, [d.device_id for d in status.devices])
+            self.check_status(account, status)
+        else:
+            self.look(account)
 
     @rule(account=st.sampled_from(ACCOUNTS))
     def unlock(self, account: str) -> None:
-        self.codes.unlock(account)
-        self.model.unlock(account)
+        got = self.codes.unlock(account)
+        assert got is self.model.unlock(account, self.now), (account, self.now)
+        self.look(account)
+
+    # -- R9.1 -------------------------------------------------------------------------------------
+    @rule(account=st.sampled_from((*ACCOUNTS, STRANGER)))
+    def inspect(self, account: str) -> None:
+        self.check_status(account, self.codes.inspect(account))
+
+    def some_grant(self, i: int) -> Grant | None:
+        """A token granted so far: two times in three one not revoked (if there is one, maybe
+        expired), else any, so that revocations and trust ends are met often."""
+        grants = self.model.tokens()
+        if not grants:
+            return None
+        kept = [g for g in grants if not g.revoked]
+        return pick(kept if kept and i % 3 else grants, i // 3)
+
+    def look(self, account: str) -> None:
+        """What the support desk sees right after a call that may have changed ``account``:
+        the decisions that are rare at a random time (a lock while the window is full, a
+        device cap) are looked at when they happen."""
+        self.check_status(account, self.codes.inspect(account))
+
+    def check_status(self, account: str, got: Any) -> None:
+        expected = self.model.inspect(account, self.now)
+        assert canonical(got) == canonical(expected), (account, self.now)
+
+    # -- R9.3 -------------------------------------------------------------------------------------
+    @invariant()
+    def events_are_the_models(self) -> None:
+        """Exactly the events the model expects since the last step, field by field."""
+        model = getattr(self, "model", None)
+        if model is None:  # before the policy is chosen
+            return
+        got, expected = list(self.events), list(model.events)
+        self.events.clear()
+        model.events.clear()
+        assert [e.kind for e in got] == [x.kind for x in expected], (got, expected)
+        for event, x in zip(got, expected, strict=True):
+            assert isinstance(event, Event)
+            assert isinstance(event.kind, EventKind)
+            assert (
+                event.reason,
+                event.remaining,
+                event.attempts_left,
+                event.retry_after,
+                event.device_id,
+                event.devices_revoked,
+                getattr(event, "budget", None),  # R10.3: no budget is declared here
+                event.factor,
+                event.at,
+            ) == (
+                x.reason,
+                x.remaining,
+                x.attempts_left,
+                x.retry_after,
+                x.device_id,
+                x.devices_revoked,
+                None,
+                "email",
+                self.clock.now(),  # the clock moves only in advance(), which reports nothing
+            ), (event, x)
+            self.check_ref(x.account, event.account_ref)
+
+    def check_ref(self, account: str, ref: str) -> None:
+        """One ``account_ref`` per account, different accounts apart, never the id in it."""
+        assert isinstance(ref, str)
+        assert ref
+        assert account not in ref
+        known = self.refs.get(account)
+        if known is None:
+            assert ref not in self.refs.values(), (account, ref, self.refs)
+            self.refs[account] = ref
+        else:
+            assert ref == known, (account, ref, known)
 
     # -- R3 ---------------------------------------------------------------------------------------
     @rule(
@@ -314,10 +455,9 @@ class CodesMachine(RuleBasedStateMachine):
     )
     def is_trusted_device(self, i: int, whose: str, browser: str) -> None:
         """A token that was issued, for its account and browser or not."""
-        grants = self.model.tokens()
-        if not grants:
+        grant = self.some_grant(i)
+        if grant is None:
             return
-        grant = pick(grants, i)
         account = whose_account(grant.account, whose)
         fingerprint = grant.fingerprint
         if browser == "other":
@@ -347,21 +487,55 @@ class CodesMachine(RuleBasedStateMachine):
     @rule(i=INDEX, whose=st.sampled_from(("own", "own", "other", "stranger", "all")))
     def forget(self, i: int, whose: str) -> None:
         """``forget_device`` with a token (of this account or not), or ``forget_all_devices``."""
-        grants = self.model.tokens()
-        if whose == "all" or not grants:
+        grant = self.some_grant(i)
+        if whose == "all" or grant is None:
             account = ACCOUNTS[i % len(ACCOUNTS)]
-            self.codes.forget_all_devices(account)
-            self.model.forget_all_devices(account)
+            count = self.codes.forget_all_devices(account)
+            assert type(count) is int
+            assert count == self.model.forget_all_devices(account, self.now), (account, self.now)
+            self.look(account)
             return
-        grant = pick(grants, i)
         account = whose_account(grant.account, whose)
-        self.codes.forget_device(account, grant.token)
-        self.model.forget_device(account, grant.token)
+        got = self.codes.forget_device(account, grant.token)
+        assert got is self.model.forget_device(account, grant.token, self.now), (account, grant)
+        self.look(account)
+
+    @rule(
+        i=INDEX,
+        whose=st.sampled_from(("own", "own", "other", "stranger")),
+        which=st.sampled_from(DEVICE_IDS),
+        how=st.sampled_from(NOT_IDS),
+    )
+    def forget_device_id(self, i: int, whose: str, which: str, how: str) -> None:
+        """R9.2: a listed id (of this account or not), an id never issued, or not an id."""
+        grant = self.some_grant(i)
+        if grant is not None and grant.device_id is not None:
+            account, real = whose_account(grant.account, whose), grant.device_id
+        else:
+            account, real = ACCOUNTS[i % len(ACCOUNTS)], f"{i:022d}"
+        if which == "unknown":
+            device_id = f"{i:022d}"  # the shape of an id (22 URL-safe characters)
+        elif which == "not an id":
+            device_id = not_an_id(real, how)
+        else:
+            device_id = real
+        got = self.codes.forget_device_id(account, device_id)
+        expected = self.model.forget_device_id(account, device_id, self.now)
+        assert got is expected, (account, device_id, self.now)
+        self.look(account)
 
     # -- the clock, forward only ---------------------------------------------------------------
     @rule(step=st.sampled_from(STEPS), n=st.integers(0, 10**9))
     def advance(self, step: str, n: int) -> None:
-        """By an edge size, by a random amount, or straight to (1 ms before) a model edge."""
+        """By an edge size, by a random amount, straight to (1 ms before) a model edge, or to
+        (1 ms before) the end of a trust granted (edges that are rarely among the next few)."""
+        if step.startswith("device"):
+            early = step == "device-1ms"
+            ends = [g.at + self.model.trust - early for g in self.model.tokens()]
+            ahead = [t for t in ends if t > self.now]
+            if ahead:
+                self.clock.advance((ahead[n % len(ahead)] - self.now) * MS)
+            return
         if step.startswith("edge"):
             early = step == "edge-1ms"
             ahead = [t - early for t in self.model.edges() if t - early > self.now]
@@ -499,7 +673,8 @@ def run(machine: type[RuleBasedStateMachine], harness: Harness, config: settings
 
 
 def test_security_codes_follow_the_model(harness: Harness) -> None:
-    """R1 to R3: every result of request/verify/trust/forget/unlock is the model's."""
+    """R1 to R3 and R9: every result of request/verify/trust/forget/unlock/inspect, and every
+    event reported, is the model's."""
     run(CodesMachine, harness, CODES_SETTINGS)
 
 

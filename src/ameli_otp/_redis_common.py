@@ -212,6 +212,8 @@ def raw_status(reply: Any) -> Raw:
             for name, value in fields.items()
             if name.startswith(b"d:")
         ),
+        day=tuple(int(x, 16) for x in fields.get(b"y", b"").split(b",") if x),
+        last_issued=int(fields.get(b"i", 0)),
     )
 
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import attrs
 
-from ._policy import Limits
+from ._policy import DAY_MS, Limits
 from ._rules import Account, entry_time
 
 __all__ = [
@@ -80,6 +80,8 @@ class Raw(NamedTuple):
     code_issued: int | None  # the active code, if the account has one
     code_failures: int
     devices: tuple[tuple[str, int], ...]  # (device id, trust granted at)
+    day: tuple[int, ...] = ()  # R10.2: issue times of the day (kept when the rule is on)
+    last_issued: int = 0  # R10.1: the last issue time (kept when the rule is on; 0: none)
 
 
 EMPTY = Raw(0, 0, 0, (), None, 0, ())
@@ -96,6 +98,8 @@ def raw_of(acct: Account) -> Raw:
         code_issued=None if code is None else code.issued,
         code_failures=0 if code is None else code.failures,
         devices=tuple(acct.devices.items()),
+        day=tuple(acct.day),
+        last_issued=acct.last_issued,
     )
 
 
@@ -111,12 +115,19 @@ def account_status(raw: Raw, now: int, lim: Limits) -> AccountStatus:
         failures = 0
     cut = now - lim.code_window
     counting = sorted(t for t in raw.window if t > cut)  # R1.2
-    # when a request will be allowed: once the lock has ended AND the window has room
-    # (R1.3); a lockout shorter than code_window can end while the window is still full
-    next_code: int | None = raw.lock_until if locked else None
+    # When a request will be allowed: once every rule that would refuse it now has ended
+    # (the lock, the hour R1.3, the day R10.2, the resend interval R10.1); a lockout
+    # shorter than code_window, say, can end while the window is still full.
+    ends = [raw.lock_until] if locked else []
     if len(counting) >= lim.max_unused_codes:
-        frees = counting[0] + lim.code_window
-        next_code = frees if next_code is None else max(next_code, frees)
+        ends.append(counting[0] + lim.code_window)
+    if lim.max_codes_per_day:
+        day = sorted(t for t in raw.day if t > now - DAY_MS)
+        if len(day) >= lim.max_codes_per_day:
+            ends.append(day[0] + DAY_MS)
+    if lim.resend_interval and raw.last_issued and now < raw.last_issued + lim.resend_interval:
+        ends.append(raw.last_issued + lim.resend_interval)
+    next_code = max(ends) if ends else None
     code = None
     if raw.code_issued is not None and now < raw.code_issued + lim.code_window:  # R2.3
         code = CodeStatus(
