@@ -1,4 +1,4 @@
-"""A reference model of RULES.md R1 to R3, R9 and of the limiter of API.md, for test_model.py.
+"""A reference model of RULES.md R1 to R3, R9, R10 and of the limiter of API.md, for test_model.py.
 
 Written from the text of the rules, not from ``src/ameli_otp/_rules.py``, and on
 purpose with other data structures: the model keeps a plain list of every code
@@ -82,6 +82,38 @@ R9 (what the support desk sees, and the events), with the same lists:
   ``attempts_left`` for ``WRONG_CODE``, ``retry_after`` where the refusal has one),
   the ``device_id`` of the trusted or revoked device, the count for
   ``all_devices_revoked``, ``factor == "email"``, and ``at`` = the call's clock reading.
+
+R10 (sending budgets), with the same list of codes and a plain list of every budget
+entry kept:
+
+* R10.1 the resend interval counts from the account's newest code, whatever became of
+  it (used, replaced, burned, expired): refused while ``s < t_last + resend_interval``
+  ("less than ``resend_interval`` after"), so exactly at ``t_last + resend_interval``
+  a code is issued; ``retry_after = t_last + resend_interval - s``.
+* R10.2 the day is sliding like the hour: a code issued at ``t`` counts in the day at
+  every ``s < t + 24 h``, used or not; refused when ``max_codes_per_day`` codes count;
+  ``retry_after`` = the oldest counting code's ``t + 24 h - s``. A refused request is
+  not a code issued: it counts in neither the day nor the interval.
+* Order (docs/rules.md R10; RULES.md does not say): the budgets first, in the order
+  declared, then the lock, the hour (``TOO_MANY_CODES``), the day (``DAILY_LIMIT``),
+  the resend interval (``TOO_SOON``); the first that refuses is the result.
+* R10.3 a budget is a sliding window on its key (the one passed in ``budget_keys``,
+  or its fixed ``key``): an entry made at ``t`` counts at every ``s < t + window``;
+  it is full when ``limit`` entries count; the refusal is ``BUDGET_EXHAUSTED`` with
+  ``budget`` = its name and ``retry_after`` = its oldest counting entry's
+  ``t + window - s``. The model keeps an entry in every budget only for an issued
+  code: a refused request (by a later budget or by the account) leaves none, which
+  is what "taken first and given back" must amount to. Verifying the code does not
+  give its budget entries back: RULES.md R10.3 gives entries back only for refusals
+  (R1.4's "stops counting" is said of the account's window), and budgets count
+  mails sent.
+* R10 events: a refused request reports ``code_refused`` with the refusal's
+  ``reason``, ``retry_after`` and (``BUDGET_EXHAUSTED`` only) ``budget``.
+* R9.1 ``next_code_at`` with R10 on: the later of the end of every account rule that
+  refuses now (lock, hour, day, resend interval; each end is when that rule stops
+  refusing, none of them can start refusing again without a new code); budgets are
+  on other keys and do not count (docs/support.md). ``codes_counting`` stays the
+  hour's count (used codes excluded).
 """
 
 from __future__ import annotations
@@ -95,6 +127,7 @@ import attrs
 
 from ameli_otp import (
     AccountStatus,
+    Budget,
     CodeStatus,
     Decision,
     Issued,
@@ -118,6 +151,8 @@ USED = "used"  # verified: its entry has left the window
 NOT_ISSUED = "<not issued>"
 #: the token recorded when the model expected a token the library did not return
 NO_TOKEN = "<no token>"
+#: R10.2: the sliding day of ``max_codes_per_day``, ms
+DAY = 24 * 60 * 60 * 1000
 
 
 def to_ms(duration: timedelta) -> int:
@@ -177,10 +212,20 @@ class Expected:
     retry_after: timedelta | None = None
     grant: Grant | None = None  # the trusted or revoked device
     devices_revoked: int | None = None
+    budget: str | None = None  # the exhausted budget of a BUDGET_EXHAUSTED refusal
 
     @property
     def device_id(self) -> str | None:
         return None if self.grant is None else self.grant.device_id
+
+
+@dataclass
+class Spent:
+    """One entry an issued code keeps in a budget (R10.3): budget ``name``, on ``key``."""
+
+    name: str
+    key: str
+    at: int
 
 
 @dataclass
@@ -193,9 +238,9 @@ class Guard:
 
 
 class CodesModel:
-    """What ``SecurityCodes`` must answer, call by call (R1 to R3)."""
+    """What ``SecurityCodes`` must answer, call by call (R1 to R3, R9, R10)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, budgets: Iterable[Budget] = ()) -> None:
         self.length = policy.code_length
         self.ttl = to_ms(policy.code_ttl)
         self.window = to_ms(policy.code_window)
@@ -205,6 +250,12 @@ class CodesModel:
         self.lockout = to_ms(policy.lockout)
         self.trust = to_ms(policy.device_trust_ttl)
         self.max_devices = policy.max_trusted_devices
+        # R10: None when off
+        self.resend = None if policy.resend_interval is None else to_ms(policy.resend_interval)
+        self.per_day = policy.max_codes_per_day
+        #: R10.3: (name, limit, window ms, fixed key or None), in the order declared
+        self.budgets = [(b.name, b.limit, to_ms(b.window), b.key) for b in budgets]
+        self.spent: list[Spent] = []
         self.sent: list[SentCode] = []
         self.grants: list[Grant] = []
         self.guards: dict[str, Guard] = {}
@@ -241,6 +292,33 @@ class CodesModel:
             if c.account == account and c.status != USED and now < c.at + self.window
         ]
 
+    def of_day(self, account: str, now: int) -> list[SentCode]:
+        """R10.2: the codes of ``account`` issued in the sliding day before ``now``, used or not."""
+        return [c for c in self.sent if c.account == account and now < c.at + DAY]
+
+    def spent_on(self, name: str, key: str, window: int, now: int) -> list[Spent]:
+        """R10.3: the entries that count at ``now`` in budget ``name`` on ``key``."""
+        return [e for e in self.spent if e.name == name and e.key == key and now < e.at + window]
+
+    def account_blocks(self, account: str, now: int) -> list[tuple[Reason, int]]:
+        """Every account rule that refuses a request at ``now``, in the order checked
+        (R2.6 lock, R1.3 hour, R10.2 day, R10.1 resend), each with when it ends."""
+        out = []
+        left = self.lock_left(account, now)
+        if left is not None:
+            out.append((Reason.ACCOUNT_LOCKED, now + left))
+        counting = self.counting(account, now)
+        if len(counting) >= self.max_unused:
+            out.append((Reason.TOO_MANY_CODES, min(c.at for c in counting) + self.window))
+        if self.per_day is not None:
+            day = self.of_day(account, now)
+            if len(day) >= self.per_day:
+                out.append((Reason.DAILY_LIMIT, min(c.at for c in day) + DAY))
+        newest = self.newest(account)
+        if self.resend is not None and newest is not None and now < newest.at + self.resend:
+            out.append((Reason.TOO_SOON, newest.at + self.resend))
+        return out
+
     def guard(self, account: str) -> Guard:
         return self.guards.setdefault(account, Guard())
 
@@ -274,6 +352,7 @@ class CodesModel:
             reason=result.reason,
             attempts_left=result.attempts_left,
             retry_after=result.retry_after,
+            budget=result.budget,
         )
         return result
 
@@ -289,33 +368,54 @@ class CodesModel:
                 times.add(g.last_failure + self.lockout)
         for grant in self.grants:
             times.add(grant.at + self.trust)
+        for c in self.sent:  # R10
+            if self.per_day is not None:
+                times.add(c.at + DAY)
+            if self.resend is not None:
+                times.add(c.at + self.resend)
+        windows = {name: window for name, _, window, _ in self.budgets}
+        for e in self.spent:
+            times.add(e.at + windows[e.name])
         return sorted(times)
 
     # -- the calls --------------------------------------------------------------------------------
-    def request_code(self, account: str, now: int, got_code: str | None) -> Issued | Refused:
-        """The expected result of ``request_code(account)`` at ``now``.
+    def request_code(
+        self,
+        account: str,
+        now: int,
+        got_code: str | None,
+        budget_keys: dict[str, str] | None = None,
+    ) -> Issued | Refused:
+        """The expected result of ``request_code(account, budget_keys=...)`` at ``now``.
 
         ``got_code`` is the code the library issued, if it issued one: the model cannot
-        guess a random code, it records the one handed out.
+        guess a random code, it records the one handed out. ``budget_keys`` must name
+        the key of every budget without a fixed one (the library raises otherwise).
         """
         refused = "code_refused"
-        left = self.lock_left(account, now)
-        if left is not None:
+        keys = budget_keys or {}
+        spend = []
+        for name, limit, window, fixed in self.budgets:  # R10.3: the budgets first
+            key = fixed if fixed is not None else keys[name]
+            full = self.spent_on(name, key, window, now)
+            if len(full) >= limit:
+                wait = (min(e.at for e in full) + window - now) * MS
+                exhausted = Refused(Reason.BUDGET_EXHAUSTED, retry_after=wait, budget=name)
+                return self._refused(refused, account, now, exhausted)
+            spend.append(Spent(name, key, now))
+        blocks = self.account_blocks(account, now)
+        if blocks:  # the first in the order checked
+            reason, until = blocks[0]
             return self._refused(
-                refused, account, now, Refused(Reason.ACCOUNT_LOCKED, retry_after=left * MS)
+                refused, account, now, Refused(reason, retry_after=(until - now) * MS)
             )
         counting = self.counting(account, now)
-        if len(counting) >= self.max_unused:
-            oldest = min(c.at for c in counting)
-            wait = (oldest + self.window - now) * MS
-            return self._refused(
-                refused, account, now, Refused(Reason.TOO_MANY_CODES, retry_after=wait)
-            )
         replaced = self.active(account)
         if replaced is not None:
             replaced.status = REPLACED
         code = NOT_ISSUED if got_code is None else got_code
         self.sent.append(SentCode(account, code, now))
+        self.spent.extend(spend)  # kept by an issued code only, used or not
         remaining = self.max_unused - (len(counting) + 1)
         self.emit("code_issued", account, now, remaining=remaining)
         return Issued(code=code, expires_at=at(now + self.ttl), remaining=remaining)
@@ -483,11 +583,8 @@ class CodesModel:
         """The expected ``inspect(account)`` at ``now`` (see the docstring's readings)."""
         left = self.lock_left(account, now)
         counting = self.counting(account, now)
-        blocked = []  # ends of what refuses a request now
-        if left is not None:
-            blocked.append(now + left)
-        if len(counting) >= self.max_unused:
-            blocked.append(min(c.at for c in counting) + self.window)
+        # ends of the account rules that refuse a request now (budgets are not the account's)
+        blocked = [until for _, until in self.account_blocks(account, now)]
         code = self.active(account)
         listed = None
         if code is not None and now < code.at + self.window:

@@ -27,7 +27,19 @@ model knows an answer may change, or to (1 ms before) the end of a device's trus
 Policies: the default one, a small one (3 codes, 4 failures, 4-digit codes, 2
 devices) that reaches limits, locks and the device cap often, and a tight one where
 ``code_ttl == code_window`` and ``lockout`` is much shorter than the window (so that
-the window often outlasts a lock). hypothesis's swarm testing turns some rules off in
+the window often outlasts a lock).
+
+R10 in the codes machine: each example also draws which sending rules are on (none,
+``resend_interval``, ``max_codes_per_day`` or both, with values per policy in
+``SENDING_RULES``: a day cap equal to ``max_unused_codes`` and caps above it, so the
+day fills with used codes and over several hours) and which budgets are declared (none,
+an ``ip`` budget of 3 per 10 minutes keyed per call by one of two addresses, or that one
+and a ``sender`` budget of 5 per hour on a fixed key). ``request_code`` passes the
+drawn address in ``budget_keys``; the refusals (``BUDGET_EXHAUSTED`` with its
+``budget``, ``DAILY_LIMIT``, ``TOO_SOON``), their events (``budget`` compared too) and
+``inspect``'s ``next_code_at`` are the model's. The clock also moves by 24 hours and
+``resend_interval`` and 1 ms less, and the model's edges include the day's, the
+interval's and every budget entry's end. hypothesis's swarm testing turns some rules off in
 each run (runs with wrong guesses only, without clock moves...); the verify rules may
 ask for a code first, so that codes keep coming when ``request_code`` is off.
 
@@ -38,7 +50,9 @@ API.md says do nothing.
 Hypothesis settings (per store kind; measured on 2 cores: the codes machine about
 6-9 s on memory, 10-17 s on Redis and the cluster (the R9 checks did not change it
 measurably: hypothesis's own work dominates); the limiter machine about 5 s and
-5-10 s; the lookalike one about 2.5 s and 2-7 s)::
+5-10 s; the lookalike one about 2.5 s and 2-7 s; R10's policies and budgets, drawn
+within the same 150 examples, added no time measurably: 37-52 s for the six kinds of
+the codes machine, before and after)::
 
     CODES_SETTINGS:     max_examples=150, stateful_step_count=60
     LIMITER_SETTINGS:   max_examples=150, stateful_step_count=50
@@ -51,6 +65,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -62,10 +77,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ameli_otp import Event, EventKind, Issued, Policy, Verified
+from ameli_otp import Budget, Event, EventKind, Issued, Policy, Verified
 from ameli_otp.testing import FakeClock
 from tests.harness import SECRET, Harness
-from tests.model import MS, CodesModel, Grant, LimiterModel, canonical
+from tests.model import DAY, MS, CodesModel, Grant, LimiterModel, canonical
 
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 CODES_SETTINGS = settings(
@@ -103,6 +118,24 @@ POLICIES = {
         max_trusted_devices=3,
     ),
 }
+
+#: R10.1 / R10.2 per base policy: (resend_interval, max_codes_per_day), small enough to be
+#: met within an example: a day cap above ``max_unused_codes`` (used codes and the hour's
+#: passing fill the day) and one equal to it (the hour and the day full at once: the
+#: order); an interval shorter than the hour's window and one as long as the lockout
+SENDING_RULES = {
+    "default": (timedelta(seconds=60), 6),
+    "small": (timedelta(seconds=30), 3),
+    "tight": (timedelta(minutes=2), 4),
+}
+#: which of them an example switches on
+SENDING = ("off", "off", "resend", "day", "day", "both")
+#: R10.3 budgets: one keyed by the client's address (passed per call), one for the
+#: whole sender (a fixed key); limits small enough to be met by two accounts
+IP_BUDGET = Budget("ip", limit=3, window=timedelta(minutes=10))
+SENDER_BUDGET = Budget("sender", limit=5, window=timedelta(hours=1), key="all")
+BUDGETS = {"none": (), "ip": (IP_BUDGET,), "ip+sender": (IP_BUDGET, SENDER_BUDGET)}
+IPS = ("192.0.2.1", "198.51.100.7")
 
 # what the user types when it is not the right code
 WRONG = ("previous", "neighbour", "neighbour", "random", "malformed")
@@ -154,6 +187,10 @@ STEPS = (
     "edge-1ms",
     "device",
     "device-1ms",
+    "day",
+    "day-1ms",
+    "resend",
+    "resend-1ms",
 )
 INDEX = st.integers(0, 10_000)
 
@@ -241,12 +278,25 @@ class CodesMachine(RuleBasedStateMachine):
         self.events: list[Event] = []
         self.refs: dict[str, str] = {}  # account -> the account_ref its events carry
 
-    @initialize(name=st.sampled_from(("default", "small", "small", "tight", "tight")))
-    def choose_policy(self, name: str) -> None:
-        self.policy = POLICIES[name]
-        self.codes = self.h.codes(policy=self.policy, clock=self.clock, on_event=self.events.append)
-        self.model = CodesModel(self.policy)
-        self.length = self.policy.code_length
+    @initialize(
+        name=st.sampled_from(("default", "small", "small", "tight", "tight")),
+        sending=st.sampled_from(SENDING),
+        budgets=st.sampled_from(("none", "none", "ip", "ip+sender")),
+    )
+    def choose_policy(self, name: str, sending: str, budgets: str) -> None:
+        policy = POLICIES[name]
+        resend, per_day = SENDING_RULES[name]
+        if sending in ("resend", "both"):
+            policy = attrs.evolve(policy, resend_interval=resend)
+        if sending in ("day", "both"):
+            policy = attrs.evolve(policy, max_codes_per_day=per_day)
+        self.policy = policy
+        self.budgets = BUDGETS[budgets]
+        self.codes = self.h.codes(
+            policy=policy, clock=self.clock, on_event=self.events.append, budgets=self.budgets
+        )
+        self.model = CodesModel(policy, self.budgets)
+        self.length = policy.code_length
 
     # -- helpers ----------------------------------------------------------------------------------
     @property
@@ -259,16 +309,18 @@ class CodesMachine(RuleBasedStateMachine):
         return "0" * self.length if newest is None else newest.code
 
     # -- R1 ---------------------------------------------------------------------------------------
-    @rule(account=st.sampled_from(ACCOUNTS))
-    def request_code(self, account: str) -> None:
-        self.request(account)
+    @rule(account=st.sampled_from(ACCOUNTS), ip=st.sampled_from(IPS))
+    def request_code(self, account: str, ip: str) -> None:
+        self.request(account, ip)
         self.look(account)
 
-    def request(self, account: str) -> None:
-        got = self.codes.request_code(account)
+    def request(self, account: str, ip: str = IPS[0]) -> None:
+        """``ip``: the client's address, the key of the ``ip`` budget (R10.3) if declared."""
+        keys = {"ip": ip} if IP_BUDGET in self.budgets else None
+        got = self.codes.request_code(account, budget_keys=keys)
         code = got.code if isinstance(got, Issued) else None
-        expected = self.model.request_code(account, self.now, code)
-        assert got == expected, (account, self.now)
+        expected = self.model.request_code(account, self.now, code, keys)
+        assert got == expected, (account, ip, self.now)
         if code is not None:
             assert isinstance(code, str)
             assert len(code) == self.length
@@ -419,7 +471,7 @@ class CodesMachine(RuleBasedStateMachine):
                 event.retry_after,
                 event.device_id,
                 event.devices_revoked,
-                getattr(event, "budget", None),  # R10.3: no budget is declared here
+                event.budget,
                 event.factor,
                 event.at,
             ) == (
@@ -429,7 +481,7 @@ class CodesMachine(RuleBasedStateMachine):
                 x.retry_after,
                 x.device_id,
                 x.devices_revoked,
-                None,
+                x.budget,
                 "email",
                 self.clock.now(),  # the clock moves only in advance(), which reports nothing
             ), (event, x)
@@ -552,8 +604,10 @@ class CodesMachine(RuleBasedStateMachine):
             "window": self.policy.code_window,
             "lockout": self.policy.lockout,
             "trust": self.policy.device_trust_ttl,
+            "day": DAY * MS,
+            "resend": self.policy.resend_interval or MS,
         }[name]
-        self.clock.advance(size - MS if minus else size)
+        self.clock.advance(size - MS if minus and size > MS else size)
 
 
 LIMITERS = {
