@@ -20,8 +20,7 @@
 #   tests/test_rules.py  the rule conformance tests: every rule, run on every store kind of the
 #                        harness (memory, redis, cluster, and the async face of each); between
 #                        them they call every store primitive on each kind, but inspect;
-#   tests/test_support.py  the support desk (R9) on every store kind: inspect (once the file is
-#                        there: another engineer is writing it);
+#   tests/test_support.py  the support desk (R9) on every store kind: inspect;
 #   tests/test_redis.py  what only a Redis store can get wrong (one EVALSHA per call, scripts
 #                        reloaded after SCRIPT FLUSH, outages raise BackendError, TTLs, one slot
 #                        per account, the compact encoding and bytes per account, races), on
@@ -42,8 +41,7 @@ PY312=${AMELI_OTP_PY312:-$HOME/.pyenv/versions/3.12.1/bin/python}
 PY313=${AMELI_OTP_PY313:-$HOME/.pyenv/versions/3.13.0/bin/python}
 MACHINE_REDIS_URL=redis://127.0.0.1:6379/15 # someone else's server: DB 15 and our own prefixes
 # the conformance tests (on the harness: every store kind), then the Redis-side ones
-CONFORMANCE=(tests/test_rules.py)
-[ ! -e tests/test_support.py ] || CONFORMANCE+=(tests/test_support.py) # being written (R9)
+CONFORMANCE=(tests/test_rules.py tests/test_support.py)
 LEAN=("${CONFORMANCE[@]}" tests/test_redis.py tests/test_async.py tests/test_faults.py)
 
 # the oldest redis-py we claim: the floor of the redis extra in pyproject.toml
