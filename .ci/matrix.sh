@@ -21,6 +21,7 @@
 #                        harness (memory, redis, cluster, and the async face of each); between
 #                        them they call every store primitive on each kind, but inspect;
 #   tests/test_support.py  the support desk (R9) on every store kind: inspect;
+#   tests/test_factors.py  authenticator apps and recovery codes (R11, R12) on every store kind;
 #   tests/test_redis.py  what only a Redis store can get wrong (one EVALSHA per call, scripts
 #                        reloaded after SCRIPT FLUSH, outages raise BackendError, TTLs, one slot
 #                        per account, the compact encoding and bytes per account, races), on
@@ -41,7 +42,7 @@ PY312=${AMELI_OTP_PY312:-$HOME/.pyenv/versions/3.12.1/bin/python}
 PY313=${AMELI_OTP_PY313:-$HOME/.pyenv/versions/3.13.0/bin/python}
 MACHINE_REDIS_URL=redis://127.0.0.1:6379/15 # someone else's server: DB 15 and our own prefixes
 # the conformance tests (on the harness: every store kind), then the Redis-side ones
-CONFORMANCE=(tests/test_rules.py tests/test_support.py)
+CONFORMANCE=(tests/test_rules.py tests/test_support.py tests/test_factors.py)
 LEAN=("${CONFORMANCE[@]}" tests/test_redis.py tests/test_async.py tests/test_faults.py)
 
 # the oldest redis-py we claim: the floor of the redis extra in pyproject.toml

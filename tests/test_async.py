@@ -259,6 +259,55 @@ def test_r6_1_concurrent_wrong_guesses_never_pass_a_limit(store: AsyncStoreKind)
     asyncio.run(main())
 
 
+def test_r11_2_concurrent_authenticator_verifications_of_one_code_give_one_success(
+    store: AsyncStoreKind,
+) -> None:
+    """1,000 concurrent verifications of one authenticator code: exactly one (R11.2)."""
+    from tests.test_factors import NAME, code
+
+    async def main() -> None:
+        async with store.open() as backend:
+            clock = FakeClock()
+            codes = AsyncSecurityCodes(backend, secret=SECRET, clock=clock)
+            account = new_account()
+            e = await codes.enroll_authenticator(account, name=NAME)
+            assert await codes.confirm_authenticator(account, code(e, clock.ms)) == Verified()
+            for _ in range(2):
+                clock.advance(30)
+                typed = code(e, clock.ms)
+                results = await gather_many(
+                    store, lambda t=typed: codes.verify_authenticator(account, t), 1000
+                )
+                assert Counter(results) == {
+                    Verified(): 1,
+                    Refused(Reason.CODE_REUSED): 999,
+                }
+
+    asyncio.run(main())
+
+
+def test_r12_2_concurrent_uses_of_one_recovery_code_give_one_success(
+    store: AsyncStoreKind,
+) -> None:
+    """1,000 concurrent uses of one recovery code: exactly one (R12.2); the others count as
+    wrong codes, so the tenth locks the account and the rest are refused as locked."""
+
+    async def main() -> None:
+        async with store.open() as backend:
+            codes = AsyncSecurityCodes(backend, secret=SECRET, clock=FakeClock())
+            account = new_account()
+            got = await codes.new_recovery_codes(account)
+            results = await gather_many(
+                store, lambda: codes.use_recovery_code(account, got[0]), 1000
+            )
+            assert results.count(Verified(recovery_codes_left=9)) == 1
+            reasons = Counter(r.reason for r in results if isinstance(r, Refused))
+            assert reasons == {Reason.WRONG_CODE: 9, Reason.ACCOUNT_LOCKED: 990}
+            assert (await codes.inspect(account)).recovery_codes_left == 9
+
+    asyncio.run(main())
+
+
 # -- cancellation ----------------------------------------------------------------------------
 
 #: where a task is cancelled: after n event-loop iterations, by a wait_for timeout, or never
@@ -594,6 +643,12 @@ def store_touching_calls(face: Any) -> dict[str, Callable[[], object]]:
             "unlock": lambda: face.unlock(account),
             "inspect": lambda: face.inspect(account),
             "account_ref": lambda: face.account_ref(account),
+            "enroll_authenticator": lambda: face.enroll_authenticator(account, name="n"),
+            "confirm_authenticator": lambda: face.confirm_authenticator(account, "123456"),
+            "verify_authenticator": lambda: face.verify_authenticator(account, "123456"),
+            "remove_authenticator": lambda: face.remove_authenticator(account),
+            "new_recovery_codes": lambda: face.new_recovery_codes(account),
+            "use_recovery_code": lambda: face.use_recovery_code(account, "ABCDE-FGHJK"),
         }
     key = new_account()
     entry = face.hit(key).entry

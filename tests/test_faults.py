@@ -275,12 +275,18 @@ class Rig:
     honest: SecurityCodes  # straight to the servers: to set up and to check
     target: Target
 
-    def twice(self, call: Callable[[], Any]) -> Any:
-        """``call()``, checking that its script ran twice on the server and replied once."""
-        runs, dropped = self.target.runs(), self.target.dropped()
+    def twice(self, call: Callable[[], Any], runs: int = 2, lost: int = 1) -> Any:
+        """``call()``, checking that its script ran twice on the server and replied once.
+
+        An authenticator check runs two scripts, the read then the decision: the proxies
+        lose the first reply of each distinct command, so the first read's reply is lost
+        too (``runs=4, lost=2``), and a later read, the same command, is answered
+        (``runs=3``).
+        """
+        before, dropped = self.target.runs(), self.target.dropped()
         result = call()
-        assert self.target.runs() - runs == 2  # the first run and the replay
-        assert self.target.dropped() - dropped == 1  # the first reply was lost
+        assert self.target.runs() - before == runs  # the first runs and the replays
+        assert self.target.dropped() - dropped == lost  # the first replies were lost
         return result
 
 
@@ -389,6 +395,38 @@ def test_r8_1_a_code_request_whose_reply_was_lost_counts_once(rig: Rig) -> None:
 
 def test_r8_1_a_limiter_entry_whose_reply_was_lost_is_added_once(rig: Rig) -> None:
     _limiter_entries_added_once(rig)
+
+
+def test_r8_1_authenticator_and_recovery_calls_whose_replies_were_lost_change_once(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """R8.1 for R11, R12: a replayed confirmation, verification, removal, new set or use
+    of a recovery code answers as the first run did and changes nothing twice."""
+    from tests.test_factors import NAME, code, other
+
+    e = rig.twice(lambda: rig.codes.enroll_authenticator(ACCOUNT, name=NAME))
+    right = code(e, clock.ms)
+    assert rig.twice(lambda: rig.codes.confirm_authenticator(ACCOUNT, right), 4, 2) == Verified()
+    clock.advance(30)
+    right = code(e, clock.ms)
+    wrong = rig.twice(lambda: rig.codes.verify_authenticator(ACCOUNT, other(right)), 3)
+    assert wrong == Refused(WRONG, attempts_left=9)  # counted once
+    verified = rig.twice(
+        lambda: rig.codes.verify_authenticator(
+            ACCOUNT, right, remember_device=True, fingerprint=FP
+        ),
+        3,
+    )
+    assert isinstance(verified, Verified)  # not CODE_REUSED: the replay answers as the first
+    assert rig.honest.is_trusted_device(ACCOUNT, verified.device_token, FP)
+    got = rig.twice(lambda: rig.codes.new_recovery_codes(ACCOUNT))
+    used = rig.twice(lambda: rig.codes.use_recovery_code(ACCOUNT, got[0]))
+    assert used == Verified(recovery_codes_left=9)  # one code used, once
+    assert rig.twice(lambda: rig.codes.use_recovery_code(ACCOUNT, got[0])) == Refused(
+        WRONG, attempts_left=9
+    )
+    assert rig.honest.inspect(ACCOUNT).recovery_codes_left == 9
+    assert rig.twice(lambda: rig.codes.remove_authenticator(ACCOUNT)) is True
 
 
 def test_r8_1_redis_py_own_default_retry_of_a_lost_reply_changes_nothing_twice(

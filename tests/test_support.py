@@ -69,7 +69,19 @@ SHORT_LOCK = Policy(
 )
 #: Redis commands that change nothing (what a read-only script may run)
 READS = frozenset(
-    ("hgetall", "hget", "hmget", "hexists", "hlen", "exists", "pttl", "get", "type", "zrange")
+    (
+        "hgetall",
+        "hget",
+        "hmget",
+        "hexists",
+        "hlen",
+        "exists",
+        "pttl",
+        "get",
+        "type",
+        "zrange",
+        "scard",
+    )
 )
 PRIMITIVES = frozenset(
     name for name, value in vars(Store).items() if inspect.isfunction(value) and name[0] != "_"
@@ -650,6 +662,9 @@ def test_r9_3_event_kinds_are_str_values() -> None:
         "account_unlocked",
         "device_revoked",
         "all_devices_revoked",
+        "authenticator_enrolled",  # R11, R12: the changes of the other factors
+        "authenticator_removed",
+        "recovery_codes_created",
     ]
     assert all(isinstance(k, str) for k in EventKind)
     assert EventKind("code_issued") is EventKind.CODE_ISSUED
@@ -947,6 +962,13 @@ def test_r9_3_events_never_carry_an_id_code_fingerprint_or_token(
             codes.verify_code(ACCOUNT, wrong(code))
     codes.request_code(ACCOUNT)  # locked
     codes.unlock(ACCOUNT)
+    enrollment = codes.enroll_authenticator(ACCOUNT, name="someone")  # R11, R12
+    secrets_seen += [enrollment.secret, enrollment.provisioning_uri]
+    codes.confirm_authenticator(ACCOUNT, "000000")
+    recovery = codes.new_recovery_codes(ACCOUNT)
+    secrets_seen += list(recovery)
+    codes.use_recovery_code(ACCOUNT, recovery[0], remember_device=True, fingerprint=FP)
+    codes.remove_authenticator(ACCOUNT)
     kinds = {e.kind for e in events}
     assert kinds == set(EventKind)  # every kind of event
     forbidden = secrets_seen + account_spellings(ACCOUNT)

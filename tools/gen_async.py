@@ -6,6 +6,7 @@
 Sources and their generated twins (compared as whole files):
 
     src/ameli_otp/_facade.py -> src/ameli_otp/_async_facade.py
+    src/ameli_otp/_second_factors.py -> src/ameli_otp/_async_second_factors.py
     src/ameli_otp/_redis.py  -> src/ameli_otp/_async_redis.py
 
 The transformation (after unasync and httpcore's ``_async`` -> ``_sync``):
@@ -25,7 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "src" / "ameli_otp"
-PAIRS = {"_facade.py": "_async_facade.py", "_redis.py": "_async_redis.py"}
+PAIRS = {
+    "_facade.py": "_async_facade.py",
+    "_second_factors.py": "_async_second_factors.py",
+    "_redis.py": "_async_redis.py",
+}
 
 AWAITED = (
     "self._store.",
@@ -41,6 +46,8 @@ AWAITED = (
 )
 RENAMES = [
     (r"\bSecurityCodes\b", "AsyncSecurityCodes"),
+    (r"\bSecondFactors\b", "AsyncSecondFactors"),
+    (r"^from \._second_factors import ", "from ._async_second_factors import "),
     (r"\bSlidingWindowLimiter\b", "AsyncSlidingWindowLimiter"),
     (r"\bRedisBackend\b", "AsyncRedisBackend"),
     (r"\bMemoryBackend\b", "AsyncMemoryBackend"),

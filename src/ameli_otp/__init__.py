@@ -15,7 +15,7 @@ from ._errors import BackendError, ConfigurationError, StoreFullError
 from ._facade import SecurityCodes, SlidingWindowLimiter
 from ._memory import AsyncMemoryBackend, MemoryBackend
 from ._policy import Policy
-from ._results import Decision, Issued, Reason, Refused, Verified
+from ._results import Decision, Enrollment, Issued, Reason, Refused, Verified
 from ._status import AccountStatus, CodeStatus, TrustedDevice
 from .events import Event, EventKind
 
@@ -34,6 +34,7 @@ __all__ = [
     "CodeStatus",
     "ConfigurationError",
     "Decision",
+    "Enrollment",
     "Event",
     "EventKind",
     "Issued",

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 
 from . import _rules as rules
+from ._async_second_factors import AsyncSecondFactors
 from ._budgets import Budget, BudgetPlan, exhausted
 from ._core import MALFORMED_KIND, CodesCore, LimiterCore, check_backend
 from ._errors import BackendError
+from ._factors_core import FactorsCore
 from ._keys import SecretInput
 from ._policy import Policy
 from ._results import Decision, Issued, Refused, Verified
@@ -23,7 +25,7 @@ from .events import Emitter, Hook
 __all__ = ["AsyncSecurityCodes", "AsyncSlidingWindowLimiter"]
 
 
-class AsyncSecurityCodes:
+class AsyncSecurityCodes(AsyncSecondFactors):
     """The security-code rules of RULES.md over one store.
 
     ``backend`` is a store (``AsyncMemoryBackend()``, ``AsyncRedisBackend.from_url(url)``);
@@ -35,9 +37,13 @@ class AsyncSecurityCodes:
 
     Refusals are results (:class:`Refused`); bad arguments raise ``TypeError`` or
     ``ValueError`` before anything is stored; a failing store raises ``BackendError``.
+
+    Authenticator apps and recovery codes (R11, R12: ``enroll_authenticator``,
+    ``verify_authenticator``, ``new_recovery_codes``, ``use_recovery_code``...) come from
+    its base class (in ``_second_factors.py``).
     """
 
-    __slots__ = ("_budgets", "_core", "_events", "_store")
+    __slots__ = ("_budgets", "_core", "_events", "_factors", "_store")
 
     def __init__(
         self,
@@ -52,6 +58,7 @@ class AsyncSecurityCodes:
         check_backend(backend, want_async=True)
         self._store = backend
         self._core = CodesCore(secret, policy, clock)
+        self._factors = FactorsCore(self._core)
         self._events = Emitter(on_event, self._core.ref)
         self._budgets = BudgetPlan(budgets, self._core.keys)
 

@@ -40,6 +40,7 @@ from ._redis_common import (
     outcome,
     pair,
     raw_status,
+    text_or_none,
     track,
     verify_args,
 )
@@ -313,4 +314,53 @@ class AsyncRedisBackend:
 
     async def inspect(self, account: str) -> Raw:
         """See :class:`ameli_otp._store.AsyncStore`."""
-        return raw_status(await self._call("inspect", self._keys.state(account), []))
+        return raw_status(await self._call("inspect", self._keys.inspect(account), []))
+
+    async def totp_read(self, account: str) -> tuple[str | None, str | None]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        pending, confirmed = await self._call("totp_read", self._keys.authenticator(account), [])
+        return text_or_none(pending), text_or_none(confirmed)
+
+    async def totp_enroll(self, account: str, now: int, limits: Limits, ref: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [now, ref, limits.code_ttl, SLACK_MS, new_entry()]
+        await self._call("totp_enroll", self._keys.enrolled(account), args)
+
+    async def totp_confirm(
+        self, account: str, now: int, limits: Limits, ref: str, step: int
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [now, ref, step, limits.code_ttl, limits.lockout, limits.max_failed_attempts]
+        args += [SLACK_MS, new_entry()]
+        return outcome(await self._call("totp_confirm", self._keys.totp(account), args))
+
+    async def totp_verify(
+        self, account: str, now: int, limits: Limits, ref: str, step: int, device: str | None
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [now, ref, step, limits.lockout, limits.max_failed_attempts, SLACK_MS, new_entry()]
+        args += [device or "", limits.device_trust_ttl, limits.max_trusted_devices]
+        return outcome(await self._call("totp_verify", self._keys.totp(account), args))
+
+    async def totp_remove(self, account: str, now: int, limits: Limits) -> bool:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [now, limits.code_ttl, new_entry(), SLACK_MS]
+        return bool(await self._call("totp_remove", self._keys.enrolled(account), args))
+
+    async def recovery_replace(self, account: str, hashes: tuple[bytes, ...]) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [new_entry(), SLACK_MS, *hashes]
+        await self._call("recovery_replace", self._keys.recovery_set(account), args)
+
+    async def recovery_use(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        args = [now, limits.lockout, limits.max_failed_attempts, SLACK_MS, new_entry()]
+        args += [device or "", limits.device_trust_ttl, limits.max_trusted_devices, *candidates]
+        return outcome(await self._call("recovery_use", self._keys.recovery(account), args))

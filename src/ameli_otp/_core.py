@@ -104,23 +104,31 @@ class CodesCore:
         Raises on bad arguments before anything is read or written (R3.1, R7).
         """
         ak = self.account(account)
-        if not isinstance(remember_device, bool):
-            raise TypeError(f"remember_device must be a bool, not {type(remember_device).__name__}")
-        if remember_device:
-            if fingerprint is None:
-                raise ValueError("remember_device=True needs the browser's fingerprint")
-            rules.check_fingerprint(fingerprint)
-        elif fingerprint is not None:
-            rules.check_fingerprint(fingerprint)
+        fp = self.check_remember(remember_device, fingerprint)
         digits = rules.normalize_code(code, self.length)
         now = self.now()
         if digits is None:
             return VerifyCall(ak, now, (), None, None)
         token = device = None
-        if remember_device:
-            assert isinstance(fingerprint, str)  # noqa: S101 - checked above, for mypy
-            token, device = self.keys.new_device_token(ak, fingerprint, now)
+        if fp is not None:
+            token, device = self.keys.new_device_token(ak, fp, now)
         return VerifyCall(ak, now, self.keys.code_candidates(ak, digits), token, device)
+
+    @staticmethod
+    def check_remember(remember_device: object, fingerprint: object) -> str | None:
+        """R3.1, R7.3: the fingerprint to trust on success (None: trust nothing), or raise.
+
+        ``remember_device=True`` needs a fingerprint; one given without it is checked all
+        the same (a bad argument is an error whatever the other one says).
+        """
+        if not isinstance(remember_device, bool):
+            raise TypeError(f"remember_device must be a bool, not {type(remember_device).__name__}")
+        if remember_device and fingerprint is None:
+            raise ValueError("remember_device=True needs the browser's fingerprint")
+        if fingerprint is not None:
+            fp = rules.check_fingerprint(fingerprint)
+            return fp if remember_device else None
+        return None
 
     def prepare_trust(
         self, account: object, token: object, fingerprint: object

@@ -16,9 +16,11 @@ from . import _rules as rules
 from ._budgets import Budget, BudgetPlan, exhausted
 from ._core import MALFORMED_KIND, CodesCore, LimiterCore, check_backend
 from ._errors import BackendError
+from ._factors_core import FactorsCore
 from ._keys import SecretInput
 from ._policy import Policy
 from ._results import Decision, Issued, Refused, Verified
+from ._second_factors import SecondFactors
 from ._status import AccountStatus, account_status
 from ._store import Store
 from .events import Emitter, Hook
@@ -26,7 +28,7 @@ from .events import Emitter, Hook
 __all__ = ["SecurityCodes", "SlidingWindowLimiter"]
 
 
-class SecurityCodes:
+class SecurityCodes(SecondFactors):
     """The security-code rules of RULES.md over one store.
 
     ``backend`` is a store (``MemoryBackend()``, ``RedisBackend.from_url(url)``);
@@ -38,9 +40,13 @@ class SecurityCodes:
 
     Refusals are results (:class:`Refused`); bad arguments raise ``TypeError`` or
     ``ValueError`` before anything is stored; a failing store raises ``BackendError``.
+
+    Authenticator apps and recovery codes (R11, R12: ``enroll_authenticator``,
+    ``verify_authenticator``, ``new_recovery_codes``, ``use_recovery_code``...) come from
+    its base class (in ``_second_factors.py``).
     """
 
-    __slots__ = ("_budgets", "_core", "_events", "_store")
+    __slots__ = ("_budgets", "_core", "_events", "_factors", "_store")
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class SecurityCodes:
         check_backend(backend, want_async=False)
         self._store = backend
         self._core = CodesCore(secret, policy, clock)
+        self._factors = FactorsCore(self._core)
         self._events = Emitter(on_event, self._core.ref)
         self._budgets = BudgetPlan(budgets, self._core.keys)
 

@@ -1,9 +1,17 @@
 """Keyed hashes and device tokens (RULES R4): what the store sees instead of the data.
 
-Every secret of the list gives three keys, derived with HMAC-SHA256 under
+Every secret of the list gives four keys, derived with HMAC-SHA256 under
 distinct labels: one names records (only the *last* secret's is used, so that
-rotating changes no record name), one hashes codes, one signs device tokens
-(the *first* secret's makes new ones, all are accepted).
+rotating changes no record name), one hashes codes (e-mailed and recovery codes),
+one signs device tokens, one derives authenticator secrets (for these three, the
+*first* secret's makes new ones, all are accepted).
+
+Authenticator secrets (R11.4) are derived, not stored: the store keeps an
+enrollment's *ref*, the id of the key it was made under and a random nonce, and
+the secret is ``HMAC(totp key, account key | nonce)``, 160 bits. A store dump
+without the library's secret gives no authenticator secret; adding a new first
+secret keeps every enrollment (its key is still listed); dropping the secret an
+enrollment was made under disables it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ _NAME_BYTES = 12  # 96-bit record names: collision odds ~1e-11 for a billion acc
 _HASH_BYTES = 16  # 128-bit keyed code hashes
 _TOKEN_VERSION = b"\x01"
 _NONCE_BYTES = 16
+_TOTP_BYTES = 20  # R11.1: 160-bit authenticator secrets (RFC 4226's recommended length)
 _BROWSER_TAG = 16  # what trust rests on: 128 bits
 _ACCOUNT_TAG = 16  # what forget_device checks (it has no fingerprint): 128 bits too
 _HEAD = 1 + 8 + _NONCE_BYTES  # version, grant time (ms, signed big-endian), nonce
@@ -93,13 +102,18 @@ class _Mac:
 class Keyring:
     """The derived keys of a secret or a list of secrets (newest first)."""
 
-    __slots__ = ("_code_macs", "_device_macs", "_name_mac")
+    __slots__ = ("_code_macs", "_device_macs", "_name_mac", "_totp_macs")
 
     def __init__(self, secret: object) -> None:
         keys = _secret_list(secret)
         self._name_mac = _Mac(_derive(keys[-1], b"name"))
         self._code_macs = tuple(_Mac(_derive(k, b"code")) for k in keys)
         self._device_macs = tuple(_Mac(_derive(k, b"device")) for k in keys)
+        # key id (8 hex characters, not secret) -> the key deriving authenticator secrets
+        self._totp_macs: dict[str, _Mac] = {}
+        for k in keys:
+            mac = _Mac(_derive(k, b"totp"))
+            self._totp_macs.setdefault(mac(b"key id")[:4].hex(), mac)
 
     def name(self, label: bytes, value: str) -> str:
         """The record name of ``value`` under ``label``: 16 URL-safe characters, a keyed hash."""
@@ -113,6 +127,26 @@ class Keyring:
     def code_candidates(self, account_key: str, code: str) -> tuple[bytes, ...]:
         """The hashes ``code`` would have under every secret (R4.1)."""
         return tuple(_code_mac(mac, account_key, code) for mac in self._code_macs)
+
+    def recovery_hash(self, account_key: str, code: str) -> bytes:
+        """The keyed hash stored for a new recovery code (first secret; R12.1)."""
+        return _recovery_mac(self._code_macs[0], account_key, code)
+
+    def recovery_candidates(self, account_key: str, code: str) -> tuple[bytes, ...]:
+        """The hashes a typed recovery code would have under every secret (R4.1, R12.2)."""
+        return tuple(_recovery_mac(mac, account_key, code) for mac in self._code_macs)
+
+    # -- authenticator secrets (R11.4) --------------------------------------------------------
+    def new_authenticator(self, account_key: str) -> tuple[str, bytes]:
+        """``(ref, secret)`` of a new enrollment: the store keeps the ref only."""
+        key_id = next(iter(self._totp_macs))  # the first secret's (dicts keep order)
+        ref = key_id + b64(_secrets.token_bytes(_NONCE_BYTES))
+        return ref, self._totp_macs[key_id](_totp_msg(account_key, ref))[:_TOTP_BYTES]
+
+    def authenticator_secret(self, account_key: str, ref: str) -> bytes | None:
+        """The secret of enrollment ``ref``, or None if its key is no longer listed."""
+        mac = self._totp_macs.get(ref[:8])
+        return None if mac is None else mac(_totp_msg(account_key, ref))[:_TOTP_BYTES]
 
     # -- device tokens (R3, R4.3) -------------------------------------------------------------
     # token = base64url(version | granted at (ms, 8 bytes) | nonce | browser tag | account tag)
@@ -178,6 +212,16 @@ def _token_bytes(token: object) -> bytes | None:
 
 def _code_mac(mac: _Mac, account_key: str, code: str) -> bytes:
     return mac(account_key.encode("ascii") + b"\x00" + code.encode("ascii"))[:_HASH_BYTES]
+
+
+def _recovery_mac(mac: _Mac, account_key: str, code: str) -> bytes:
+    return mac(b"recovery\x00" + account_key.encode("ascii") + b"\x00" + code.encode("ascii"))[
+        :_HASH_BYTES
+    ]
+
+
+def _totp_msg(account_key: str, ref: str) -> bytes:
+    return b"totp\x00" + account_key.encode("ascii") + b"\x00" + ref.encode("ascii")
 
 
 def _account_tag(mac: _Mac, account_key: str, signed: bytes) -> bytes:

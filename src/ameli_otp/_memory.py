@@ -24,6 +24,7 @@ import time
 import weakref
 from typing import Any
 
+from . import _factors as factors
 from . import _rules as rules
 from ._errors import ConfigurationError, StoreFullError
 from ._policy import SLACK_MS, Limits, positive_int
@@ -35,6 +36,7 @@ _RECLAIM_PER_WRITE = 8  # > the one record a write can create: memory follows li
 # records a reclaim handles per hold of the lock (reclaim(), or a write on a full store):
 # a fraction of a millisecond to a few, even on a heap of millions
 _RECLAIM_PER_SLICE = 256
+_FOREVER = 1 << 62  # ms: the "until" of what no rule lets expire (an authenticator)
 
 
 class _Record:
@@ -133,14 +135,16 @@ class MemoryBackend:
         self._pid = os.getpid()  # for the message of a forked copy
         self._accounts: dict[str, _Record] = {}
         self._windows: dict[str, _Record] = {}
+        self._factors: dict[str, _Record] = {}  # R11, R12: kept while they hold anything
         self._heap: list[tuple[int, int, dict[str, _Record], str, _Record]] = []
         self._seq = itertools.count(1)
         self._now = 0  # the latest time it reclaimed at (writes reclaim too), for reclaim()
         _STORES.add(self)
 
     def __len__(self) -> int:
-        """The number of records held (accounts and limiter keys), live or not yet reclaimed."""
-        return len(self._accounts) + len(self._windows)
+        """The number of records held (accounts, limiter keys, authenticators and recovery
+        codes), live or not yet reclaimed."""
+        return len(self._accounts) + len(self._windows) + len(self._factors)
 
     def reclaim(self, now: float | None = None) -> int:
         """Drop every record no rule needs any more; return how many were dropped.
@@ -335,7 +339,133 @@ class MemoryBackend:
         """See :class:`ameli_otp._store.Store`."""
         with self._lock:
             rec = self._accounts.get(account)
-            return EMPTY if rec is None else raw_of(rec.data)
+            raw = EMPTY if rec is None else raw_of(rec.data)
+            held = self._factors.get(account)
+            if held is None:
+                return raw
+            f: factors.Factors = held.data
+            return raw._replace(
+                authenticator=f.confirmed is not None, recovery_codes=len(f.recovery)
+            )
+
+    # -- the other factors (R11, R12) -------------------------------------------------------
+    def _held(self, account: str, now: int) -> _Record:
+        rec = self._factors.get(account)
+        if rec is None:
+            rec = self._create(self._factors, account, factors.Factors(), now)
+        return rec
+
+    def _settle(self, account: str, rec: _Record, now: int, limits: Limits) -> None:
+        """Keep a factors record as long as what it holds: for ever (an authenticator,
+        recovery codes), until a pending enrollment expires, or not at all."""
+        f: factors.Factors = rec.data
+        if f.confirmed is not None or f.recovery:
+            self._keep(self._factors, account, rec, _FOREVER)
+        elif f.pending is not None:
+            self._keep(self._factors, account, rec, f.pending_at + limits.code_ttl)
+        else:
+            del self._factors[account]
+
+    def _checked(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        outcome: tuple[int, int],
+        acct: _Record,
+        device: str | None,
+    ) -> None:
+        """Keep the account record as a verification of another factor left it."""
+        kind = outcome[0]
+        if kind == rules.VERIFIED and device is not None:
+            self._keep(self._accounts, account, acct, now + limits.device_trust_ttl)
+        elif kind == rules.LOCKED_NOW:
+            self._keep(self._accounts, account, acct, outcome[1])
+        elif kind == rules.WRONG_CODE:
+            self._keep(self._accounts, account, acct, now + limits.lockout)
+        elif acct.until == 0:  # made for this call and holding nothing a rule needs
+            del self._accounts[account]
+
+    def totp_read(self, account: str) -> tuple[str | None, str | None]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._factors.get(account)
+            return (None, None) if rec is None else (rec.data.pending, rec.data.confirmed)
+
+    def totp_enroll(self, account: str, now: int, limits: Limits, ref: str) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._held(account, now)
+            factors.enroll(rec.data, now, ref)
+            self._settle(account, rec, now, limits)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+
+    def totp_confirm(
+        self, account: str, now: int, limits: Limits, ref: str, step: int
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            held = self._factors.get(account)
+            acct = self._account(account, now)
+            outcome = factors.confirm(
+                acct.data, held.data if held else factors.Factors(), now, limits, ref, step
+            )
+            if held is not None:
+                self._settle(account, held, now, limits)
+            self._checked(account, now, limits, outcome, acct, None)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+            return outcome
+
+    def totp_verify(
+        self, account: str, now: int, limits: Limits, ref: str, step: int, device: str | None
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            held = self._factors.get(account)
+            acct = self._account(account, now)
+            f = held.data if held else factors.Factors()
+            outcome = factors.verify_totp(acct.data, f, now, limits, ref, step, device)
+            self._checked(account, now, limits, outcome, acct, device)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+            return outcome
+
+    def totp_remove(self, account: str, now: int, limits: Limits) -> bool:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._factors.get(account)
+            if rec is None:
+                return False
+            removed = factors.remove(rec.data, now, limits)
+            if not rec.data:
+                del self._factors[account]
+            return removed
+
+    def recovery_replace(self, account: str, hashes: tuple[bytes, ...]) -> None:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            rec = self._held(account, self._now)
+            factors.replace_recovery(rec.data, hashes)
+            self._keep(self._factors, account, rec, _FOREVER)
+
+    def recovery_use(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.Store`."""
+        with self._lock:
+            held = self._factors.get(account)
+            acct = self._account(account, now)
+            f = held.data if held else factors.Factors()
+            outcome = factors.use_recovery(acct.data, f, now, limits, candidates, device)
+            if held is not None and not f:
+                del self._factors[account]
+            self._checked(account, now, limits, outcome, acct, device)
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+            return outcome
 
     def dump(self) -> str:
         """A text dump of everything held, as an operator (or an attacker) would see it.
@@ -433,3 +563,42 @@ class AsyncMemoryBackend:
     async def inspect(self, account: str) -> Raw:
         """See :class:`ameli_otp._store.AsyncStore`."""
         return self.sync.inspect(account)
+
+    async def totp_read(self, account: str) -> tuple[str | None, str | None]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.totp_read(account)
+
+    async def totp_enroll(self, account: str, now: int, limits: Limits, ref: str) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.totp_enroll(account, now, limits, ref)
+
+    async def totp_confirm(
+        self, account: str, now: int, limits: Limits, ref: str, step: int
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.totp_confirm(account, now, limits, ref, step)
+
+    async def totp_verify(
+        self, account: str, now: int, limits: Limits, ref: str, step: int, device: str | None
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.totp_verify(account, now, limits, ref, step, device)
+
+    async def totp_remove(self, account: str, now: int, limits: Limits) -> bool:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.totp_remove(account, now, limits)
+
+    async def recovery_replace(self, account: str, hashes: tuple[bytes, ...]) -> None:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        self.sync.recovery_replace(account, hashes)
+
+    async def recovery_use(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """See :class:`ameli_otp._store.AsyncStore`."""
+        return self.sync.recovery_use(account, now, limits, candidates, device)

@@ -76,6 +76,13 @@ def _optional_count(_: Any, attribute: attrs.Attribute[Any], value: object) -> N
         positive_int(attribute.name, value)
 
 
+def _totp_drift(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"totp_drift must be an int, not {type(value).__name__}")
+    if not 0 <= value <= 10:
+        raise ValueError(f"totp_drift must be within 0..10 (30-second steps), got {value!r}")
+
+
 def _code_length(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     positive_int(attribute.name, value)
     assert isinstance(value, int)  # noqa: S101 - narrowed by positive_int, for mypy
@@ -89,7 +96,7 @@ class Policy:
 
     Frozen and validated when built: durations are positive ``timedelta``,
     counts are positive ``int`` (not ``bool``), ``code_length`` is within
-    4..12 and ``code_ttl <= code_window``. Raises ``TypeError`` or
+    4..12, ``totp_drift`` within 0..10 and ``code_ttl <= code_window``. Raises ``TypeError`` or
     ``ValueError`` naming the field.
     """
 
@@ -109,6 +116,9 @@ class Policy:
     resend_interval: timedelta | None = attrs.field(default=None, validator=_optional_duration)
     #: R10.2: codes issued per account in any sliding 24 hours, used or not (None: off)
     max_codes_per_day: int | None = attrs.field(default=None, validator=_optional_count)
+    #: R11.2: authenticator codes of this many 30-second steps either side of the current
+    #: one are accepted too (the phone's clock drifts; a code typed as it changes)
+    totp_drift: int = attrs.field(default=1, validator=_totp_drift)
     limits: Limits = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "pair",
     "raw_status",
     "script_source",
+    "text_or_none",
     "track",
     "verify_args",
 ]
@@ -73,6 +74,13 @@ SCRIPTS = (
     "forget_all_devices",
     "unlock",
     "inspect",
+    "totp_read",
+    "totp_enroll",
+    "totp_confirm",
+    "totp_verify",
+    "totp_remove",
+    "recovery_replace",
+    "recovery_use",
 )
 
 
@@ -135,6 +143,35 @@ class KeyNames:
         """``[state, replay record]`` for a script that changes the account (R8.1)."""
         return [f"{self.prefix}:{{{account}}}:s", f"{self.prefix}:{{{account}}}:q"]
 
+    def inspect(self, account: str) -> list[str]:
+        """``[state, authenticator, recovery codes]``: everything ``inspect`` reads."""
+        p = f"{self.prefix}:{{{account}}}"
+        return [f"{p}:s", f"{p}:a", f"{p}:r"]
+
+    def authenticator(self, account: str) -> list[str]:
+        """``[authenticator]`` (R11): enrollments, never expired while one is confirmed."""
+        return [f"{self.prefix}:{{{account}}}:a"]
+
+    def enrolled(self, account: str) -> list[str]:
+        """``[authenticator, replay record]`` for enrolling and removing (R11.1)."""
+        p = f"{self.prefix}:{{{account}}}"
+        return [f"{p}:a", f"{p}:q"]
+
+    def totp(self, account: str) -> list[str]:
+        """``[state, replay record, authenticator]`` for an authenticator check (R11.2)."""
+        p = f"{self.prefix}:{{{account}}}"
+        return [f"{p}:s", f"{p}:q", f"{p}:a"]
+
+    def recovery(self, account: str) -> list[str]:
+        """``[state, replay record, recovery codes]`` for using a recovery code (R12.2)."""
+        p = f"{self.prefix}:{{{account}}}"
+        return [f"{p}:s", f"{p}:q", f"{p}:r"]
+
+    def recovery_set(self, account: str) -> list[str]:
+        """``[recovery codes, replay record]`` for a new set (R12.1)."""
+        p = f"{self.prefix}:{{{account}}}"
+        return [f"{p}:r", f"{p}:q"]
+
     def window(self, key: str) -> list[str]:
         """``[window]`` of a limiter key."""
         return [f"{self.prefix}:l:{{{key}}}"]
@@ -191,14 +228,17 @@ def verify_args(
 
 
 def raw_status(reply: Any) -> Raw:
-    """``inspect.lua``'s reply (the account hash's fields) as a :class:`~ameli_otp._status.Raw`.
+    """``inspect.lua``'s reply (the account hash's fields, then the other factors) as a
+    :class:`~ameli_otp._status.Raw`.
 
     The field layout is the one of ``issue_code.lua``'s header; the window ``w`` is packed
     as ``_lib.lua`` writes it (hexadecimal times, comma-separated, ``-`` for negative ones).
     """
-    fields = {bytes(k): bytes(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
+    state, authenticator, recovery = reply
+    confirmed, codes = bool(authenticator), int(recovery)
+    fields = {bytes(k): bytes(v) for k, v in zip(state[::2], state[1::2], strict=True)}
     if not fields:
-        return EMPTY
+        return EMPTY._replace(authenticator=confirmed, recovery_codes=codes)
     code = fields.get(b"h") is not None and fields.get(b"t") is not None
     return Raw(
         lock_until=int(fields.get(b"u", 0)),
@@ -214,7 +254,14 @@ def raw_status(reply: Any) -> Raw:
         ),
         day=tuple(int(x, 16) for x in fields.get(b"y", b"").split(b",") if x),
         last_issued=int(fields.get(b"i", 0)),
+        authenticator=confirmed,
+        recovery_codes=codes,
     )
+
+
+def text_or_none(reply: Any) -> str | None:
+    """A bulk string reply as text; a nil (Lua false) as None."""
+    return None if reply is None else bytes(reply).decode("ascii")
 
 
 def outcome(reply: Any) -> tuple[int, int]:

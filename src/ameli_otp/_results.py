@@ -7,12 +7,13 @@ on every limiter hit, is a named tuple (see its docstring).
 from __future__ import annotations
 
 import enum
+import io
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal, NamedTuple
 
 import attrs
 
-__all__ = ["Decision", "Issued", "Reason", "Refused", "Verified"]
+__all__ = ["Decision", "Enrollment", "Issued", "Reason", "Refused", "Verified"]
 
 
 class Reason(enum.StrEnum):
@@ -28,6 +29,9 @@ class Reason(enum.StrEnum):
     TOO_SOON = "too_soon"  # R10.1
     DAILY_LIMIT = "daily_limit"  # R10.2
     BUDGET_EXHAUSTED = "budget_exhausted"  # R10.3: Refused.budget says which
+    NO_AUTHENTICATOR = "no_authenticator"  # R11: none confirmed (or pending, to confirm)
+    CODE_REUSED = "code_reused"  # R11.2: this step (or a later one) was already accepted
+    NO_RECOVERY_CODES = "no_recovery_codes"  # R12: none left (or never made)
 
 
 @attrs.frozen
@@ -50,10 +54,44 @@ class Verified:
 
     ``device_token`` is set when ``remember_device=True`` was asked: store it in
     a long-lived cookie and pass it to ``is_trusted_device`` on the next visit.
+    ``recovery_codes_left`` is set by ``use_recovery_code`` (R12.2): how many of the
+    account's recovery codes remain unused.
     """
 
     ok: ClassVar[Literal[True]] = True
     device_token: str | None = attrs.field(default=None, repr=False)
+    recovery_codes_left: int | None = None
+
+
+@attrs.frozen
+class Enrollment:
+    """A new authenticator secret (R11.1), to show once, then forget.
+
+    ``secret`` is the base32 secret (160 bits) to type into an authenticator app,
+    ``provisioning_uri`` the ``otpauth://totp/...`` URI that a QR code carries, and
+    ``qr_svg`` that QR code as an SVG document (needs the ``qr`` extra: segno).
+    ``expires_at``: the enrollment must be confirmed (``confirm_authenticator``)
+    with a code from the app before then. Neither the secret nor the URI is stored:
+    the store keeps a random nonce from which only the library's secret derives it.
+    """
+
+    secret: str = attrs.field(repr=False)
+    provisioning_uri: str = attrs.field(repr=False)
+    expires_at: datetime
+
+    @property
+    def qr_svg(self) -> str:
+        """The provisioning URI as a QR code, an SVG document (a ``str``)."""
+        try:
+            import segno
+        except ImportError:  # pragma: no cover - the qr extra is installed by the tests
+            raise ImportError(
+                "Enrollment.qr_svg needs segno: pip install 'ameli-otp[qr]'"
+            ) from None
+        qr = segno.make_qr(self.provisioning_uri, error="m")
+        out = io.BytesIO()
+        qr.save(out, kind="svg", scale=4, border=4, xmldecl=False, title="QR code")
+        return out.getvalue().decode("utf-8")
 
 
 @attrs.frozen

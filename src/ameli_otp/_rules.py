@@ -322,8 +322,6 @@ def verify(
         return NO_CODE, 0
     if now >= code.issued + lim.code_ttl:  # R2.4
         return EXPIRED, 0
-    if acct.failures and now >= acct.last_failure + lim.lockout:  # R2.6, last bullet
-        acct.failures = 0
     matched = False
     for candidate in candidates:  # every one compared: R4.4
         matched |= hmac.compare_digest(candidate, code.hash)
@@ -335,17 +333,31 @@ def verify(
             add_device(acct, now, lim, device)
         return VERIFIED, 0
     code.failures += 1  # R2.6
-    acct.failures += 1
-    acct.last_failure = now
-    if acct.failures >= lim.max_failed_attempts:
-        acct.lock_until = now + lim.lockout
-        acct.failures = 0  # when the lock ends, the count starts again from zero
+    if add_failure(acct, now, lim):
         acct.code = None
         return LOCKED_NOW, acct.lock_until
     if code.failures >= lim.max_attempts_per_code:
         acct.code = None
         return TOO_MANY_ATTEMPTS, 0
     return WRONG_CODE, code.failures
+
+
+def add_failure(acct: Account, now: int, lim: Limits) -> bool:
+    """R2.6: one more consecutive failure (of any factor, R11.3, R12.2); True if it locked.
+
+    Failures none was added to for ``lockout`` are forgotten first; the one that reaches
+    ``max_failed_attempts`` locks the account for ``lockout`` from ``now``, and the count
+    starts again from zero when the lock ends.
+    """
+    if acct.failures and now >= acct.last_failure + lim.lockout:
+        acct.failures = 0
+    acct.failures += 1
+    acct.last_failure = now
+    if acct.failures >= lim.max_failed_attempts:
+        acct.lock_until = now + lim.lockout
+        acct.failures = 0
+        return True
+    return False
 
 
 def add_device(acct: Account, now: int, lim: Limits, device: str) -> None:

@@ -59,7 +59,8 @@ class AccountStatus:
     may be asked for now, else when the next one will be allowed (the lock's end, or
     when the oldest counting code leaves the window, whichever is later); ``devices``
     lists the trusted browsers, oldest grant first (expired and revoked ones are not
-    listed).
+    listed); ``authenticator`` says whether an authenticator app is confirmed (R11) and
+    ``recovery_codes_left`` how many recovery codes are unused (R12).
     """
 
     locked_until: datetime | None
@@ -68,6 +69,8 @@ class AccountStatus:
     next_code_at: datetime | None
     active_code: CodeStatus | None
     devices: tuple[TrustedDevice, ...]
+    authenticator: bool = False  # R11: a confirmed authenticator app
+    recovery_codes_left: int = 0  # R12: unused recovery codes
 
 
 class Raw(NamedTuple):
@@ -82,6 +85,8 @@ class Raw(NamedTuple):
     devices: tuple[tuple[str, int], ...]  # (device id, trust granted at)
     day: tuple[int, ...] = ()  # R10.2: issue times of the day (kept when the rule is on)
     last_issued: int = 0  # R10.1: the last issue time (kept when the rule is on; 0: none)
+    authenticator: bool = False  # R11: a confirmed authenticator
+    recovery_codes: int = 0  # R12: unused recovery codes
 
 
 EMPTY = Raw(0, 0, 0, (), None, 0, ())
@@ -146,4 +151,6 @@ def account_status(raw: Raw, now: int, lim: Limits) -> AccountStatus:
         next_code_at=None if next_code is None else _at(next_code),
         active_code=code,
         devices=devices,
+        authenticator=raw.authenticator,
+        recovery_codes_left=raw.recovery_codes,
     )

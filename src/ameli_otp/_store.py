@@ -79,6 +79,46 @@ class Store(Protocol):
         """The account's fields as they are (``_status.EMPTY`` if none), changing nothing."""
         ...
 
+    # -- the other factors (R11, R12; rules in _factors) -------------------------------------
+    def totp_read(self, account: str) -> tuple[str | None, str | None]:
+        """``(pending ref, confirmed ref)`` of the account's authenticator, changing nothing."""
+        ...
+
+    def totp_enroll(self, account: str, now: int, limits: Limits, ref: str) -> None:
+        """``_factors.enroll``."""
+        ...
+
+    def totp_confirm(
+        self, account: str, now: int, limits: Limits, ref: str, step: int
+    ) -> tuple[int, int]:
+        """``_factors.confirm``: ``(kind, value)``."""
+        ...
+
+    def totp_verify(
+        self, account: str, now: int, limits: Limits, ref: str, step: int, device: str | None
+    ) -> tuple[int, int]:
+        """``_factors.verify_totp`` (and, on success, trust ``device`` if given)."""
+        ...
+
+    def totp_remove(self, account: str, now: int, limits: Limits) -> bool:
+        """``_factors.remove``: whether there was an authenticator (or a live pending one)."""
+        ...
+
+    def recovery_replace(self, account: str, hashes: tuple[bytes, ...]) -> None:
+        """``_factors.replace_recovery``."""
+        ...
+
+    def recovery_use(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]:
+        """``_factors.use_recovery``: ``(kind, value)``, value the codes left on success."""
+        ...
+
 
 class AsyncStore(Protocol):
     """The asynchronous store contract: :class:`Store` with coroutines."""
@@ -105,3 +145,21 @@ class AsyncStore(Protocol):
     async def forget_all_devices(self, account: str, now: int, trust_ttl: int) -> int: ...
     async def unlock(self, account: str, now: int, lockout: int) -> bool: ...
     async def inspect(self, account: str) -> Raw: ...
+    async def totp_read(self, account: str) -> tuple[str | None, str | None]: ...
+    async def totp_enroll(self, account: str, now: int, limits: Limits, ref: str) -> None: ...
+    async def totp_confirm(
+        self, account: str, now: int, limits: Limits, ref: str, step: int
+    ) -> tuple[int, int]: ...
+    async def totp_verify(
+        self, account: str, now: int, limits: Limits, ref: str, step: int, device: str | None
+    ) -> tuple[int, int]: ...
+    async def totp_remove(self, account: str, now: int, limits: Limits) -> bool: ...
+    async def recovery_replace(self, account: str, hashes: tuple[bytes, ...]) -> None: ...
+    async def recovery_use(
+        self,
+        account: str,
+        now: int,
+        limits: Limits,
+        candidates: tuple[bytes, ...],
+        device: str | None,
+    ) -> tuple[int, int]: ...

@@ -43,13 +43,17 @@ class EventKind(enum.StrEnum):
     ACCOUNT_UNLOCKED = "account_unlocked"
     DEVICE_REVOKED = "device_revoked"
     ALL_DEVICES_REVOKED = "all_devices_revoked"
+    AUTHENTICATOR_ENROLLED = "authenticator_enrolled"  # pending until confirmed (R11.1)
+    AUTHENTICATOR_REMOVED = "authenticator_removed"
+    RECOVERY_CODES_CREATED = "recovery_codes_created"  # a new set replaced the old (R12.1)
 
 
 @attrs.frozen
 class Event:
     """One decision. Figures are set where the result has them, else None.
 
-    ``factor`` is the kind of code checked (``"email"`` for the security codes);
+    ``factor`` is the kind of code checked: ``"email"`` for the security codes,
+    ``"authenticator"`` (R11) or ``"recovery"`` (R12);
     ``remaining`` is set for ``code_issued``; ``attempts_left`` for a wrong code;
     ``retry_after`` for refusals that have one (and ``account_locked``);
     ``device_id`` for a trusted (``code_verified``) or revoked (``device_revoked``)
@@ -142,27 +146,41 @@ class Emitter:
             self._refused(EventKind.CODE_REFUSED, account, now, result)
 
     def verified(
-        self, account: str, now: int, kind: int, result: Verified | Refused, device: str | None
+        self,
+        account: str,
+        now: int,
+        kind: int,
+        result: Verified | Refused,
+        device: str | None,
+        factor: str = "email",
     ) -> None:
-        """``verify_code``: ``code_verified``, ``account_locked`` (the locking guess) or
-        ``code_rejected``; ``kind`` is the store's outcome kind (-1: malformed input)."""
+        """``verify_code`` (and the checks of the other factors, R11, R12): ``code_verified``,
+        ``account_locked`` (the locking guess) or ``code_rejected``; ``kind`` is the store's
+        outcome kind (-1: malformed input)."""
         if isinstance(result, Verified):
-            self._event(EventKind.CODE_VERIFIED, account, now, device_id=device)
+            self._event(EventKind.CODE_VERIFIED, account, now, factor=factor, device_id=device)
         elif kind == rules.LOCKED_NOW:
-            self._refused(EventKind.ACCOUNT_LOCKED, account, now, result)
+            self._refused(EventKind.ACCOUNT_LOCKED, account, now, result, factor)
         else:
-            self._refused(EventKind.CODE_REJECTED, account, now, result)
+            self._refused(EventKind.CODE_REJECTED, account, now, result, factor)
 
-    def _refused(self, kind: EventKind, account: str, now: int, result: Refused) -> None:
+    def _refused(
+        self, kind: EventKind, account: str, now: int, result: Refused, factor: str = "email"
+    ) -> None:
         self._event(
             kind,
             account,
             now,
+            factor=factor,
             reason=result.reason,
             attempts_left=result.attempts_left,
             retry_after=result.retry_after,
             budget=result.budget,
         )
+
+    def changed(self, kind: EventKind, account: str, now: int, factor: str) -> None:
+        """An enrollment, a removal, a new set of recovery codes (R11.1, R12.1)."""
+        self._event(kind, account, now, factor=factor)
 
     def unlocked(self, account: str, now: int) -> None:
         """``unlock`` that lifted something: ``account_unlocked``."""

@@ -68,6 +68,15 @@ MESSAGES: Mapping[str, Mapping[Reason, str]] = MappingProxyType(
                 Reason.BUDGET_EXHAUSTED: (
                     "Le service reçoit trop de demandes de codes de sécurité en ce moment."
                 ),
+                Reason.NO_AUTHENTICATOR: (
+                    "Aucune application d'authentification n'est associée à votre compte."
+                ),
+                Reason.CODE_REUSED: (
+                    "Ce code a déjà servi : attendez le code suivant de votre application."
+                ),
+                Reason.NO_RECOVERY_CODES: (
+                    "Il ne vous reste aucun code de secours : contactez votre caisse."
+                ),
             }
         ),
         "en": MappingProxyType(
@@ -94,6 +103,13 @@ MESSAGES: Mapping[str, Mapping[Reason, str]] = MappingProxyType(
                 Reason.DAILY_LIMIT: "You have asked for too many security codes today.",
                 Reason.BUDGET_EXHAUSTED: (
                     "The service is receiving too many requests for security codes right now."
+                ),
+                Reason.NO_AUTHENTICATOR: "No authenticator app is set up for your account.",
+                Reason.CODE_REUSED: (
+                    "This code was already used: wait for the next code of your app."
+                ),
+                Reason.NO_RECOVERY_CODES: (
+                    "You have no recovery codes left: contact your health insurance office."
                 ),
             }
         ),

@@ -44,6 +44,74 @@ local function remember(q, id, decided, horizon)
     redis.call('PEXPIRE', q, horizon)
 end
 
+-- R2.6, R11.3, R12.2: one more consecutive failure on the account state st, whose fields n
+-- (failures) and l (last failure, ms) were read as n and l; failures none was added to for
+-- lockout are forgotten first (the twin of _rules.add_failure). Returns the lock end if this
+-- failure locked the account (the count starts again from zero), else false and the failures.
+local function add_failure(st, now, n, l, lockout, most, slack)
+    local failures = tonumber(n or '0')
+    if failures > 0 and now >= tonumber(l or '0') + lockout then
+        failures = 0
+    end
+    failures = failures + 1
+    if failures >= most then
+        redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
+        keep(st, lockout + slack)
+        return now + lockout, 0
+    end
+    redis.call('HSET', st, 'n', failures, 'l', now)
+    keep(st, lockout + slack)
+    return false, failures
+end
+
+-- R3.1: trust device (its id) on st from now; expired trusts are forgotten, and past most
+-- (max_trusted_devices) the oldest grant goes (R9.1) (the twin of _rules.add_device)
+local function trust_device(st, now, trust, most, device, slack)
+    local fields = redis.call('HGETALL', st)
+    local live = {}
+    for i = 1, #fields, 2 do
+        local name = fields[i]
+        if string.sub(name, 1, 2) == 'd:' then
+            local granted = tonumber(fields[i + 1])
+            if now >= granted + trust then
+                redis.call('HDEL', st, name)
+            else
+                live[#live + 1] = {granted, name}
+            end
+        end
+    end
+    if #live >= most then
+        table.sort(live, function(a, b)
+            return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+        end)
+        for i = 1, #live - most + 1 do
+            redis.call('HDEL', st, live[i][2])
+        end
+    end
+    redis.call('HSET', st, 'd:' .. device, now)
+    keep(st, trust + slack)
+end
+
+-- a wrong code of another factor (R11.3, R12.2): outcome (5, failures) or (7, lock end)
+local function failed(st, now, n, l, lockout, most, slack)
+    local lock_end, failures = add_failure(st, now, n, l, lockout, most, slack)
+    if lock_end then
+        return outcome(7, lock_end)
+    end
+    return outcome(5, failures)
+end
+
+-- Keep an authenticator hash as long as what it holds: for ever with a confirmed
+-- authenticator, else until its pending enrollment expires (plus slack); an empty hash is gone.
+local function settle_authenticator(a, now, ttl, slack)
+    local f = redis.call('HMGET', a, 'e', 'c')
+    if f[1] then
+        redis.call('PERSIST', a)
+    elseif f[2] then
+        redis.call('PEXPIRE', a, math.max(tonumber(f[2]) + ttl - now, 0) + slack)
+    end
+end
+
 -- An account's window is the field w of its state hash: the issue times of its codes that
 -- may still count, sorted, comma-separated, each in hexadecimal ('-' in front if negative):
 -- five fit in 64 bytes, so the hash keeps Redis's compact (listpack) encoding. One key per

@@ -44,10 +44,6 @@ end
 if now >= issued + tonumber(ARGV[3]) then
     return outcome(4, 0)
 end
-local failures = tonumber(s[6] or '0')
-if failures > 0 and now >= tonumber(s[7] or '0') + lockout then
-    failures = 0
-end
 local matched = false
 for i = 12, #ARGV do
     if ARGV[i] == hash then
@@ -63,54 +59,24 @@ if matched then
     else
         redis.call('HDEL', st, 'h', 't', 'f', 'n', 'l', 'w')
     end
-    local device = ARGV[10]
-    if device ~= '' then
-        -- forget expired trusts; past max_trusted_devices, the oldest grant goes (R9.1)
-        local trust, most = tonumber(ARGV[7]), tonumber(ARGV[11])
-        local fields = redis.call('HGETALL', st)
-        local live = {}
-        for i = 1, #fields, 2 do
-            local name = fields[i]
-            if string.sub(name, 1, 2) == 'd:' then
-                local granted = tonumber(fields[i + 1])
-                if now >= granted + trust then
-                    redis.call('HDEL', st, name)
-                else
-                    live[#live + 1] = {granted, name}
-                end
-            end
-        end
-        if #live >= most then
-            table.sort(live, function(a, b)
-                return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
-            end)
-            for i = 1, #live - most + 1 do
-                redis.call('HDEL', st, live[i][2])
-            end
-        end
-        redis.call('HSET', st, 'd:' .. device, now)
-        keep(st, trust + slack)
+    if ARGV[10] ~= '' then
+        trust_device(st, now, tonumber(ARGV[7]), tonumber(ARGV[11]), ARGV[10], slack)
     end
     return outcome(0, 0)
 end
 local code_failures = tonumber(s[4]) + 1
-failures = failures + 1
-if failures >= tonumber(ARGV[5]) then
+local lock_end = add_failure(st, now, s[6], s[7], lockout, tonumber(ARGV[5]), slack)
+if lock_end then
     redis.call('HDEL', st, 'h', 't', 'f')
-    redis.call('HSET', st, 'u', now + lockout, 'n', 0, 'l', now)
-    keep(st, lockout + slack)
-    remember(KEYS[2], id, outcome(7, now + lockout), slack)
-    return outcome(7, now + lockout)
+    remember(KEYS[2], id, outcome(7, lock_end), slack)
+    return outcome(7, lock_end)
 end
 if code_failures >= tonumber(ARGV[4]) then
     redis.call('HDEL', st, 'h', 't', 'f')
-    redis.call('HSET', st, 'n', failures, 'l', now)
-    keep(st, lockout + slack)  -- after the writes: HDEL may have emptied (deleted) the key
     remember(KEYS[2], id, outcome(6, 0), slack)
     return outcome(6, 0)
 end
 local wrong = outcome(5, code_failures)
-redis.call('HSET', st, 'f', code_failures, 'n', failures, 'l', now)
-keep(st, lockout + slack)
+redis.call('HSET', st, 'f', code_failures)
 remember(KEYS[2], id, wrong, slack)
 return wrong
